@@ -1,0 +1,15 @@
+import { pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/**
+ * Dedup of WeChat's retries (it retries 3 times, 5 s apart): one row per inbound key.
+ * The unique key makes the side effects happen once across any number of instances;
+ * the stored reply is what a retry gets back. Rows are pruned after a day.
+ */
+export const webhookDedup = pgTable('webhook_dedup', {
+  key: text('key').primaryKey(),
+  /** processing → replied (reply stored) | deferred (answered `success`, reply goes by customer-service API) */
+  status: text('status', { enum: ['processing', 'replied', 'deferred'] }).notNull().default('processing'),
+  /** Plaintext reply XML, re-encrypted per request when the retry came in safe mode. */
+  reply: text('reply'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,0 +1,160 @@
+/**
+ * Configuration: parsed once at boot from the environment, validated with ajv, frozen.
+ * Nothing else in the server reads process.env.
+ */
+import { Ajv } from 'ajv';
+import { createHash } from 'node:crypto';
+
+const SANDBOX_DEFAULTS = {
+  WECHAT_APPID: 'wx0sandbox0000001',
+  WECHAT_TOKEN: 'sandboxtoken',
+  // 43 characters, as WeChat issues EncodingAESKey.
+  WECHAT_ENCODING_AES_KEY: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+  OPS_ADMIN_PASSWORD: 'sandbox-admin',
+} as const;
+
+const schema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    NODE_ENV: { type: 'string', enum: ['development', 'production', 'test'], default: 'development' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    PUBLIC_URL: { type: 'string', pattern: '^https?://' },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    DATA_DIR: { type: 'string', minLength: 1, default: './data' },
+    DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 200, default: 16 },
+    WECHAT_SANDBOX: { type: 'boolean' },
+    WECHAT_APPID: { type: 'string', pattern: '^wx[0-9a-zA-Z]{8,30}$' },
+    WECHAT_APPSECRET: { type: 'string', minLength: 16 },
+    WECHAT_TOKEN: { type: 'string', pattern: '^[A-Za-z0-9]{3,32}$' },
+    WECHAT_ENCODING_AES_KEY: { type: 'string', pattern: '^[A-Za-z0-9]{43}$' },
+    WECHAT_API_BASE: { type: 'string', pattern: '^https?://' },
+    WEBHOOK_TIMESTAMP_WINDOW_S: { type: 'integer', minimum: 1, default: 300 },
+    WEBHOOK_BODY_LIMIT: { type: 'integer', minimum: 1024, maximum: 10485760, default: 65536 },
+    WEBHOOK_REPLY_BUDGET_MS: { type: 'integer', minimum: 1, maximum: 4900, default: 4000 },
+    RULES_CACHE_TTL_MS: { type: 'integer', minimum: 0, default: 3000 },
+    OPS_ADMIN_PASSWORD: { type: 'string', minLength: 8 },
+    OPS_TOKEN_TTL_S: { type: 'integer', minimum: 60, default: 43200 },
+    PII_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
+    JOBS_ENABLED: { type: 'boolean', default: true },
+  },
+} as const;
+
+export interface Config {
+  readonly env: 'development' | 'production' | 'test';
+  readonly port: number;
+  readonly host: string;
+  /** Where the outside world reaches this server (used in banners and sandbox links). */
+  readonly publicUrl: string | undefined;
+  readonly logLevel: string;
+  readonly db: { readonly url: string | undefined; readonly dataDir: string; readonly poolSize: number };
+  readonly wechat: {
+    readonly sandbox: boolean;
+    readonly appId: string;
+    readonly appSecret: string;
+    readonly token: string;
+    readonly encodingAesKey: string | undefined;
+    /** undefined in sandbox mode until the server knows its own address. */
+    readonly apiBase: string | undefined;
+  };
+  readonly webhook: { readonly timestampWindowS: number; readonly bodyLimit: number; readonly replyBudgetMs: number };
+  readonly rulesCacheTtlMs: number;
+  readonly ops: { readonly adminPassword: string; readonly adminPasswordIsDefault: boolean; readonly tokenTtlS: number };
+  /** 32-byte key for field encryption of personal data (phone numbers). */
+  readonly piiKey: Buffer;
+  readonly jobsEnabled: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`Invalid configuration: ${variable} ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const BOOL = /^(1|true|yes|on)$/i;
+const BOOL_FALSE = /^(0|false|no|off)$/i;
+
+/** Coerce env strings to the types the schema declares; anything odd is left for ajv to name. */
+function coerce(env: Record<string, string | undefined>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, def] of Object.entries(schema.properties)) {
+    const raw = env[key];
+    if (raw === undefined || raw === '') continue;
+    if (def.type === 'integer') out[key] = /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    else if (def.type === 'boolean') out[key] = BOOL.test(raw) ? true : BOOL_FALSE.test(raw) ? false : raw;
+    else out[key] = raw;
+  }
+  return out;
+}
+
+const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: false });
+const validate = ajv.compile(schema);
+
+/**
+ * Parse and validate the environment. Throws ConfigError naming the first bad variable.
+ * WECHAT_SANDBOX defaults to on when no app secret is configured; outside the sandbox every secret is required.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const values = coerce(env);
+  if (!validate(values)) {
+    const err = validate.errors![0]!;
+    const variable = err.instancePath.replace(/^\//, '') || String((err.params as { missingProperty?: string }).missingProperty ?? '?');
+    const raw = env[variable];
+    throw new ConfigError(variable, `${err.message ?? 'is invalid'}${raw !== undefined ? ` (got "${raw.length > 60 ? raw.slice(0, 60) + '…' : raw}")` : ''}`);
+  }
+  const v = values as Record<string, any>;
+  const sandbox: boolean = v.WECHAT_SANDBOX ?? !v.WECHAT_APPSECRET;
+  if (!sandbox) {
+    for (const name of ['WECHAT_APPID', 'WECHAT_APPSECRET', 'WECHAT_TOKEN', 'OPS_ADMIN_PASSWORD', 'PII_KEY']) {
+      if (v[name] === undefined) throw new ConfigError(name, 'is required when WECHAT_SANDBOX is off');
+    }
+  }
+  const appId: string = v.WECHAT_APPID ?? SANDBOX_DEFAULTS.WECHAT_APPID;
+  const piiKey = v.PII_KEY
+    ? Buffer.from(v.PII_KEY, 'base64')
+    : // Sandbox only: a fixed, derived key so local data stays readable across restarts.
+      createHash('sha256').update(`sandbox-pii:${appId}`).digest();
+  return Object.freeze({
+    env: v.NODE_ENV,
+    port: v.PORT,
+    host: v.HOST,
+    publicUrl: v.PUBLIC_URL,
+    logLevel: v.LOG_LEVEL,
+    db: Object.freeze({ url: v.DATABASE_URL, dataDir: v.DATA_DIR, poolSize: v.DB_POOL_SIZE }),
+    wechat: Object.freeze({
+      sandbox,
+      appId,
+      appSecret: v.WECHAT_APPSECRET ?? 'sandbox-app-secret-0000',
+      token: v.WECHAT_TOKEN ?? SANDBOX_DEFAULTS.WECHAT_TOKEN,
+      encodingAesKey: v.WECHAT_ENCODING_AES_KEY ?? (sandbox ? SANDBOX_DEFAULTS.WECHAT_ENCODING_AES_KEY : undefined),
+      apiBase: v.WECHAT_API_BASE ?? (sandbox ? undefined : 'https://api.weixin.qq.com'),
+    }),
+    webhook: Object.freeze({
+      timestampWindowS: v.WEBHOOK_TIMESTAMP_WINDOW_S,
+      bodyLimit: v.WEBHOOK_BODY_LIMIT,
+      replyBudgetMs: v.WEBHOOK_REPLY_BUDGET_MS,
+    }),
+    rulesCacheTtlMs: v.RULES_CACHE_TTL_MS,
+    ops: Object.freeze({
+      adminPassword: v.OPS_ADMIN_PASSWORD ?? SANDBOX_DEFAULTS.OPS_ADMIN_PASSWORD,
+      adminPasswordIsDefault: v.OPS_ADMIN_PASSWORD === undefined,
+      tokenTtlS: v.OPS_TOKEN_TTL_S,
+    }),
+    piiKey,
+    jobsEnabled: v.JOBS_ENABLED,
+  });
+}
+
+/** A copy of a config with overrides, for tests and the sandbox address known only after listen. */
+export function withOverrides(config: Config, patch: { wechat?: Partial<Config['wechat']>; webhook?: Partial<Config['webhook']>; db?: Partial<Config['db']> } & Partial<Omit<Config, 'wechat' | 'webhook' | 'db'>>): Config {
+  return Object.freeze({
+    ...config,
+    ...patch,
+    wechat: Object.freeze({ ...config.wechat, ...patch.wechat }),
+    webhook: Object.freeze({ ...config.webhook, ...patch.webhook }),
+    db: Object.freeze({ ...config.db, ...patch.db }),
+  }) as Config;
+}

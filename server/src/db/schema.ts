@@ -1,0 +1,7 @@
+// Every capability's tables, for Drizzle and drizzle-kit.
+export * from '../followers/tables.ts';
+export * from '../bot/tables.ts';
+export * from '../replies/tables.ts';
+export * from '../messaging/tables.ts';
+export * from '../wechat/tables.ts';
+export * from '../ops/tables.ts';

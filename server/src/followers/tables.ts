@@ -1,0 +1,39 @@
+import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/** One row per openid that ever reached the account. Shardable by openid. */
+export const followers = pgTable('followers', {
+  openid: text('openid').primaryKey(),
+  unionid: text('unionid'),
+  subscribed: boolean('subscribed').notNull().default(false),
+  /** Source of the latest subscribe: the QR scene key without the qrscene_ prefix, or null for search/other. */
+  subscribeScene: text('subscribe_scene'),
+  subscribedAt: timestamp('subscribed_at', { withTimezone: true }),
+  unsubscribedAt: timestamp('unsubscribed_at', { withTimezone: true }),
+  subscribeCount: integer('subscribe_count').notNull().default(0),
+  firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull(),
+  /** Any inbound message or event. */
+  lastInteractionAt: timestamp('last_interaction_at', { withTimezone: true }).notNull(),
+  /** Last user-sent message: opens WeChat's 48-hour customer-service window. */
+  lastMessageAt: timestamp('last_message_at', { withTimezone: true }),
+}, (t) => [index('followers_unionid_idx').on(t.unionid)]);
+
+/** Append-only log of every inbound message and event (feeds tags, fraud and dashboards). */
+export const interactions = pgTable('interactions', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  openid: text('openid').notNull(),
+  msgType: text('msg_type').notNull(),
+  event: text('event'),
+  /** Menu key, QR scene or other event key. */
+  eventKey: text('event_key'),
+  /** Kept as text: WeChat's MsgId exceeds 2^53. */
+  msgId: text('msg_id'),
+  sentAt: timestamp('sent_at', { withTimezone: true }).notNull(),
+  receivedAt: timestamp('received_at', { withTimezone: true }).notNull().defaultNow(),
+  payload: jsonb('payload').notNull(),
+}, (t) => [
+  index('interactions_openid_idx').on(t.openid, t.receivedAt),
+  index('interactions_kind_idx').on(t.msgType, t.event, t.receivedAt),
+]);
+
+export type Follower = typeof followers.$inferSelect;
+export type Interaction = typeof interactions.$inferSelect;

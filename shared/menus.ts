@@ -3,7 +3,7 @@
  * names ≤ 16 bytes (sub-buttons ≤ 60), keys ≤ 128 bytes, urls ≤ 1024 bytes.
  * Byte limits are checked by the service (JSON Schema counts characters).
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 
 export const MENU_BUTTON_TYPES = [
   'click', 'view', 'scancode_push', 'scancode_waitmsg', 'pic_sysphoto', 'pic_photo_or_album', 'pic_weixin',
@@ -11,7 +11,7 @@ export const MENU_BUTTON_TYPES = [
 ] as const;
 
 const LeafButton = Type.Object({
-  type: Type.Union(MENU_BUTTON_TYPES.map((t) => Type.Literal(t))),
+  type: Type.Unsafe<(typeof MENU_BUTTON_TYPES)[number]>({ type: 'string', enum: [...MENU_BUTTON_TYPES] }),
   name: Type.String({ minLength: 1, maxLength: 60 }),
   key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   url: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),

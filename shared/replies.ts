@@ -2,7 +2,7 @@
  * Reply messages ops can configure, and customer-service messages we send.
  * TypeBox schemas (JSON Schema at runtime, validated by ajv) with their static types.
  */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 
 const MediaId = Type.String({ minLength: 1, maxLength: 256 });
 

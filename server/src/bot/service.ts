@@ -1,0 +1,113 @@
+/**
+ * One inbound message, end to end: dedup claim (+ log, follower touch, customer-service grant) in one
+ * round trip, route within the reply budget, store the reply for WeChat's retries. A handler that overruns
+ * the budget gets `success` now and its answer later through the customer-service API.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { ReplyMessage } from '../../../shared/replies.ts';
+import type { Db } from '../db/client.ts';
+import type { Clock } from '../platform/clock.ts';
+import { CHAT_TEXT } from '../platform/errors.ts';
+import { dedupKeyOf, eventKeyOf, eventNameOf, msgIdOf, type Inbound } from '../wechat/inbound.ts';
+import { buildReplyXml } from '../wechat/reply.ts';
+import type { MessagingService } from '../messaging/service.ts';
+import { createBotRepo, type ClaimInput } from './repo.ts';
+import type { Router } from './router.ts';
+
+const HOUR = 3_600_000;
+const USER_MESSAGES = new Set(['text', 'image', 'voice', 'video', 'shortvideo', 'location', 'link']);
+
+/** The customer-service quota an inbound grants (§5.8); menu grants only for click and scancode menus. */
+function grantFor(m: Inbound): ClaimInput['grant'] {
+  if (USER_MESSAGES.has(m.kind)) return { scene: 'message', quota: 5, ttlMs: 48 * HOUR };
+  if (m.kind === 'click' || m.kind === 'scancode') return { scene: 'menu', quota: 3, ttlMs: 60_000 };
+  if (m.kind === 'subscribe') return { scene: 'follow', quota: 3, ttlMs: 60_000 };
+  if (m.kind === 'scan') return { scene: 'scan', quota: 3, ttlMs: 60_000 };
+  return null;
+}
+
+export interface HandleResult {
+  /** Plaintext reply XML, or null to answer `success`. */
+  xml: string | null;
+  outcome: 'replied' | 'no_reply' | 'deferred' | 'retry_replayed' | 'retry_in_progress';
+}
+
+export function createBotService(deps: {
+  db: Db;
+  clock: Clock;
+  log: FastifyBaseLogger;
+  router: Router;
+  messaging: MessagingService;
+  replyBudgetMs: number;
+}) {
+  const { db, clock, log, router, messaging, replyBudgetMs } = deps;
+  const repo = createBotRepo(db);
+  const background = new Set<Promise<unknown>>();
+
+  const track = (p: Promise<unknown>) => {
+    background.add(p);
+    p.finally(() => background.delete(p)).catch(() => undefined);
+  };
+
+  function toXml(m: Inbound, reply: ReplyMessage): string {
+    // One article at most in answer to a user message (WeChat's rule for passive news replies).
+    const r = reply.type === 'news' && USER_MESSAGES.has(m.kind) && reply.articles.length > 1 ? { ...reply, articles: reply.articles.slice(0, 1) } : reply;
+    return buildReplyXml(r, m.fromUser, m.toUser, Math.floor(clock.now().getTime() / 1000));
+  }
+
+  return {
+    async handle(m: Inbound): Promise<HandleResult> {
+      const now = clock.now();
+      const key = dedupKeyOf(m);
+      const claim = await repo.claim({
+        key,
+        openid: m.fromUser,
+        msgType: m.kind === 'unknown' ? m.msgType : USER_MESSAGES.has(m.kind) ? m.kind : 'event',
+        event: eventNameOf(m) ?? null,
+        eventKey: eventKeyOf(m) ?? null,
+        msgId: msgIdOf(m) ?? null,
+        sentAt: new Date(Number(m.createTime) * 1000),
+        receivedAt: now,
+        payload: m,
+        isUserMessage: USER_MESSAGES.has(m.kind),
+        grant: grantFor(m),
+      });
+      if (!claim.claimed) {
+        // A retry: same answer if we have one; `success` while the first attempt is still running.
+        return claim.status === 'replied' ? { xml: claim.reply, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
+      }
+      if (claim.waitingMessages > 0) track(messaging.flushWaiting(m.fromUser).catch((err) => log.error({ err }, 'flushing waiting messages failed')));
+
+      if (m.kind === 'unknown') log.warn({ msgType: m.msgType, event: m.event }, 'unknown inbound kind, answered success');
+
+      const work = router({ inbound: m, openid: m.fromUser, now, log }).catch((err: unknown) => {
+        log.error({ err, openid: m.fromUser, kind: m.kind }, 'handler failed');
+        return { type: 'text', content: CHAT_TEXT.busy } as ReplyMessage;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const overran = Symbol('overran');
+      const first = await Promise.race([work, new Promise<typeof overran>((r) => (timer = setTimeout(() => r(overran), replyBudgetMs)))]);
+      clearTimeout(timer);
+
+      if (first === overran) {
+        await repo.markDeferred(key);
+        track(work.then(async (reply) => {
+          if (reply) await messaging.send(m.fromUser, reply, `reply:${key}`);
+        }).catch((err) => log.error({ err }, 'deferred reply failed')));
+        log.warn({ openid: m.fromUser, kind: m.kind, budgetMs: replyBudgetMs }, 'handler overran the reply budget; answering by customer-service message');
+        return { xml: null, outcome: 'deferred' };
+      }
+      const xml = first ? toXml(m, first) : null;
+      await repo.storeReply(key, xml);
+      return { xml, outcome: xml ? 'replied' : 'no_reply' };
+    },
+
+    /** Wait for deferred replies and flushes in flight (graceful shutdown, tests). */
+    async drain() {
+      while (background.size > 0) await Promise.allSettled([...background]);
+    },
+
+    pruneDedup: () => repo.pruneDedup(new Date(clock.now().getTime() - 24 * HOUR)),
+  };
+}
+export type BotService = ReturnType<typeof createBotService>;

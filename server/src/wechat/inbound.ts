@@ -265,5 +265,7 @@ export function eventKeyOf(m: Inbound): string | undefined {
 export function dedupKeyOf(m: Inbound): string {
   const msgId = msgIdOf(m);
   if (msgId) return `m:${m.fromUser}:${msgId}`;
+  // Job-finish events carry the job's MsgID: two jobs can finish in the same second for one user.
+  if (m.kind === 'template_send_finished' || m.kind === 'mass_send_finished') return `j:${m.fromUser}:${m.createTime}:${m.kind}:${m.msgId}:${m.status}`;
   return `e:${m.fromUser}:${m.createTime}:${eventNameOf(m) ?? m.kind}:${eventKeyOf(m) ?? ''}`;
 }

@@ -41,7 +41,7 @@ const COMMANDS = `命令:
 const CS_SEND = '/cgi-bin/message/custom/send';
 const POLL_MS = 1_500;
 const POLL_EVERY_MS = 250;
-const CS_ERRORS: Record<number, string> = { 45015: '超出 48 小时客服窗口', 45047: '客服消息条数超出上限' };
+const CS_ERRORS: Record<number, string> = { 45015: '超出 48 小时客服窗口或用户已取消关注', 45047: '客服消息条数超出上限' };
 
 class Unreachable extends Error {}
 
@@ -122,7 +122,7 @@ const width = (s: string) => [...s].reduce((n, ch) => n + (ch.codePointAt(0)! >=
 
 /** Print lines under a prefix, continuation lines aligned with the first. */
 function say(prefix: string, lines: string[]) {
-  const pad = ' '.repeat(width(prefix));
+  const pad = ' '.repeat(width(prefix.slice(prefix.lastIndexOf('\n') + 1)));
   const all = lines.flatMap((l) => l.split('\n'));
   console.log(all.map((l, i) => (i === 0 ? prefix : pad) + l).join('\n'));
 }
@@ -203,8 +203,8 @@ async function pollOnce(print: (prefix: string, lines: string[]) => void = say):
   for (const c of calls) {
     lastSeq = Math.max(lastSeq, c.seq);
     const lines = describeCustom(c.body);
-    if (c.errcode !== 0) print(`客服消息被平台拒绝 errcode=${c.errcode}${CS_ERRORS[c.errcode] ? `（${CS_ERRORS[c.errcode]}）` : ''} › `, lines);
-    else print('客服消息 › ', lines);
+    if (c.errcode === 0) print('客服消息 › ', lines);
+    else print(`客服消息被平台拒绝 errcode=${c.errcode}${CS_ERRORS[c.errcode] ? `（${CS_ERRORS[c.errcode]}）` : ''}\n  └ `, lines);
   }
   return calls.length;
 }
@@ -293,6 +293,11 @@ async function main() {
 
   const interactive = process.stdin.isTTY === true;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive, prompt: '你 › ' });
+  // Ctrl+C ends the session like /quit.
+  rl.on('SIGINT', () => {
+    process.stdout.write('\n');
+    rl.close();
+  });
   let busy = false;
 
   // Interactive only: messages that arrive later (e.g. from the outbox) are printed above the prompt.

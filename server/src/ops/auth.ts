@@ -12,7 +12,7 @@ declare module 'fastify' {
     actor: Actor | null;
   }
   interface FastifyContextConfig {
-    /** Audit this write: action name and target type; the target id comes from params.id/key or the response. */
+    /** Audit this write: action name and target type; the target id comes from params.id/key/name or the response. */
     audit?: { action: string; targetType: string };
   }
 }
@@ -47,7 +47,7 @@ export const opsAuthPlugin = fp(async (app: FastifyInstance, opts: { ops: OpsSer
     const audit = req.routeOptions.config?.audit;
     if (!audit || !req.actor || reply.statusCode >= 400) return payload;
     const params = (req.params ?? {}) as Record<string, string>;
-    let targetId: string | null = params.id ?? params.key ?? null;
+    let targetId: string | null = params.id ?? params.key ?? params.name ?? null;
     if (!targetId && typeof payload === 'string') {
       try {
         const parsed = JSON.parse(payload) as { id?: unknown };

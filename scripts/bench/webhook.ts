@@ -1,0 +1,868 @@
+/**
+ * Webhook benchmark: messages/s and p50/p99 latency of POST /wechat for text messages, plaintext and safe (AES)
+ * mode, on PGlite and on PostgreSQL, next to a bare Fastify route doing the same protocol work without a database.
+ *
+ *   npm run bench:webhook -- [--connections 32] [--duration 10] [--warmup 2] [--rounds 3]
+ *                            [--only pglite,postgres,bare] [--modes plain,aes] [--db-pool-size 16]
+ *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test]
+ *
+ * Method
+ * - Targets are child processes, so the load generator (autocannon, in this process) never shares their event loop:
+ *     pglite    the real server (server/src/main.ts) on PGlite in a fresh temp DATA_DIR;
+ *     postgres  the real server on a fresh database bench_<random> on the local PostgreSQL (dropped at the end);
+ *     bare      scripts/bench/bare-webhook.ts: Fastify + the same signature/decrypt/parse/reply helpers, no database.
+ *   The servers run with LOG_LEVEL=warn, JOBS_ENABLED=false, sandbox credentials from loadConfig().
+ * - Every request is a distinct message, as WeChat sends them: a unique MsgId, an openid from a pool of 5,000 users,
+ *   a fresh signature over (token, timestamp, nonce), and in AES mode its own encrypted envelope and msg_signature.
+ *   Requests are pre-generated right before each run (timestamps of "now"; the server accepts ±300 s), sized from
+ *   the rate seen so far, and handed out by autocannon's setupRequest from a cursor. Should a run outpace its pool,
+ *   the rest are generated on the fly (costs load-generator CPU; the run is annotated).
+ * - Before loading, one message per (target, mode) is sent and its answer checked to be a valid text passive reply
+ *   (MsgSignature verified and decrypted in AES mode). During runs, non-2xx responses, socket errors/timeouts and
+ *   2xx bodies that are not a passive reply (e.g. `success`, what a dedup retry would get) are counted; any of
+ *   them flags the run.
+ * - A warm-up run (not reported) per (target, mode), then `--rounds` rounds, targets interleaved (order rotated each
+ *   round). Reported per (target, mode): the median over rounds of msgs/s (2xx per second), p50 and p99 latency.
+ *   Latencies are recorded per response at sub-millisecond precision (autocannon's own histogram is whole ms).
+ * - CPU per run (percent of one core; the machine has os.cpus().length of them) for the target process, this load
+ *   generator process, PostgreSQL's processes and the whole machine, from /proc: it shows who the bottleneck is.
+ * - Results are printed as markdown and written to docs/bench/webhook-latest.json.
+ */
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../server/src/config.ts';
+import { MsgCrypt, wechatSignature } from '../../server/src/wechat/crypto.ts';
+import { WeChatSimulator } from '../../server/src/wechat/sandbox/simulator.ts';
+import { buildXml } from '../../server/src/wechat/xml.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const RESULTS_FILE = path.join(ROOT, 'docs/bench/webhook-latest.json');
+const ACCOUNT_ID = 'gh_sandbox00001';
+const OPENID_POOL = 5_000;
+/** Rate assumed before a (target, mode) has been measured, to size its first pool. */
+const INITIAL_RATE_GUESS = 15_000;
+const TARGETS = { rps: 3_000, p99Ms: 50, vsBare: 0.5 } as const;
+
+type TargetName = 'pglite' | 'postgres' | 'bare';
+type Mode = 'plain' | 'aes';
+const ALL_TARGETS: TargetName[] = ['pglite', 'postgres', 'bare'];
+const ALL_MODES: Mode[] = ['plain', 'aes'];
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+// ───────────────────────────── options ─────────────────────────────
+
+interface Options {
+  connections: number;
+  durationS: number;
+  warmupS: number;
+  rounds: number;
+  targets: TargetName[];
+  modes: Mode[];
+  dbPoolSize: number | undefined;
+  pgAdminUrl: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      connections: { type: 'string', default: '32' },
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' },
+      only: { type: 'string' },
+      modes: { type: 'string', default: 'plain,aes' },
+      'db-pool-size': { type: 'string' },
+      'pg-admin-url': { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+    process.exit(0);
+  }
+  const positive = (name: string, raw: string) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got "${raw}")`);
+    return n;
+  };
+  const list = <T extends string>(name: string, raw: string, allowed: readonly T[]): T[] => {
+    const items = raw.split(/[,|]/).map((s) => s.trim()).filter(Boolean);
+    for (const item of items) if (!allowed.includes(item as T)) throw new Error(`--${name}: "${item}" is not one of ${allowed.join(', ')}`);
+    if (items.length === 0) throw new Error(`--${name} is empty`);
+    return allowed.filter((a) => items.includes(a)); // canonical order, no duplicates
+  };
+  const warmupS = Number(values.warmup);
+  if (!Number.isInteger(warmupS) || warmupS < 0) throw new Error('--warmup must be an integer ≥ 0');
+  const durationS = positive('duration', values.duration);
+  if (durationS > 240) throw new Error('--duration must be ≤ 240 s: pre-generated timestamps must stay within the server\'s ±300 s window');
+  return {
+    connections: positive('connections', values.connections),
+    durationS,
+    warmupS,
+    rounds: positive('rounds', values.rounds),
+    targets: values.only ? list('only', values.only, ALL_TARGETS) : ALL_TARGETS,
+    modes: list('modes', values.modes, ALL_MODES),
+    dbPoolSize: values['db-pool-size'] ? positive('db-pool-size', values['db-pool-size']) : undefined,
+    pgAdminUrl: values['pg-admin-url'],
+  };
+}
+
+// ───────────────────────────── cleanup ─────────────────────────────
+
+/** Cleanup steps run last-in first-out, once, from `finally` or a signal. */
+class Cleanup {
+  private readonly steps: Array<{ name: string; run: () => Promise<void> | void }> = [];
+  private running: Promise<void> | undefined;
+  private readonly children = new Set<ChildProcess>();
+
+  add(name: string, run: () => Promise<void> | void) {
+    this.steps.push({ name, run });
+  }
+
+  /** Children are also SIGKILLed synchronously on process exit, whatever happened. */
+  trackChild(child: ChildProcess) {
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+  }
+
+  killChildrenNow() {
+    for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  runAll(): Promise<void> {
+    this.running ??= (async () => {
+      while (this.steps.length > 0) {
+        const step = this.steps.pop()!;
+        try {
+          await step.run();
+        } catch (err) {
+          log(`cleanup "${step.name}" failed: ${(err as Error).message}`);
+        }
+      }
+    })();
+    return this.running;
+  }
+}
+
+// ───────────────────────────── machine ─────────────────────────────
+
+interface Machine {
+  cpuModel: string;
+  cores: number;
+  totalMemoryGiB: number;
+  node: string;
+  postgres: string;
+}
+
+async function describeMachine(pgAdminUrl: string, withPostgres: boolean): Promise<Machine> {
+  let postgres = 'not used';
+  if (withPostgres) {
+    const client = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 3_000 });
+    try {
+      await client.connect();
+      postgres = (await client.query<{ version: string }>('SELECT version()')).rows[0]?.version ?? 'unknown';
+    } catch (err) {
+      postgres = `unreachable (${(err as Error).message})`;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  return {
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    postgres,
+  };
+}
+
+// ───────────────────────────── messages ─────────────────────────────
+
+/** One pre-built webhook request: path with the signed query, and the XML body. */
+interface WebhookRequest {
+  path: string;
+  body: Buffer;
+}
+
+interface WeChatCredentials {
+  token: string;
+  appId: string;
+  encodingAesKey: string;
+}
+
+const TEXTS = ['你好', '在吗？', '请问怎么兑奖', '帮助', '我的积分是多少', 'hello', '包装上的码扫不出来', '谢谢'];
+
+/** Builds distinct, correctly signed text messages as WeChat would push them (see sandbox/simulator.ts). */
+class MessageFactory {
+  private readonly crypt: MsgCrypt;
+  private readonly openids: string[];
+  private readonly msgIdBase = 6_000_000_000_000_000_000n + BigInt(Date.now()) * 1_000_000n;
+  private seq = 0;
+
+  constructor(private readonly creds: WeChatCredentials) {
+    this.crypt = new MsgCrypt(creds.encodingAesKey, creds.appId); // one instance: key derivation once
+    this.openids = Array.from({ length: OPENID_POOL }, (_, i) => `oBench${i.toString(36).padStart(22, '0')}`);
+  }
+
+  /** `count` distinct messages, timestamped now. */
+  generate(count: number, mode: Mode): WebhookRequest[] {
+    const out: WebhookRequest[] = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = this.next(mode).request;
+    return out;
+  }
+
+  next(mode: Mode): { request: WebhookRequest; openid: string } {
+    const seq = ++this.seq;
+    const openid = this.openids[seq % OPENID_POOL]!;
+    const now = Date.now();
+    const timestamp = String(Math.floor(now / 1000));
+    const nonce = String(randomInt(1_000_000_000));
+    const xml = buildXml({
+      ToUserName: ACCOUNT_ID,
+      FromUserName: openid,
+      CreateTime: Math.floor(now / 1000),
+      MsgType: 'text',
+      Content: TEXTS[seq % TEXTS.length]!,
+      MsgId: (this.msgIdBase + BigInt(seq)).toString(),
+    });
+    // Query values are hex, digits and [0-9a-zA-Z]: no URL encoding needed.
+    let query = `signature=${wechatSignature(this.creds.token, timestamp, nonce)}&timestamp=${timestamp}&nonce=${nonce}&openid=${openid}`;
+    let body = xml;
+    if (mode === 'aes') {
+      const encrypt = this.crypt.encrypt(xml);
+      body = `<xml><ToUserName><![CDATA[${ACCOUNT_ID}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`;
+      query += `&encrypt_type=aes&msg_signature=${wechatSignature(this.creds.token, timestamp, nonce, encrypt)}`;
+    }
+    return { request: { path: `/wechat?${query}`, body: Buffer.from(body) }, openid };
+  }
+}
+
+/** A 2xx body is a passive reply when it is an XML document (plain or the AES envelope), not `success`. */
+function isPassiveReply(body: unknown): boolean {
+  return typeof body === 'string' ? body.startsWith('<xml>') : Buffer.isBuffer(body) && body.subarray(0, 5).toString() === '<xml>';
+}
+
+// ───────────────────────────── targets ─────────────────────────────
+
+interface Target {
+  name: TargetName;
+  baseUrl: string;
+  pid: number;
+  logs: ChildLogs;
+  /** The PostgreSQL database it uses (postgres target only). */
+  database?: string;
+  /** The bare route has no dedup: when its pool runs out it may reuse requests instead of generating more. */
+  mayReuseRequests: boolean;
+}
+
+/** Keeps the tail of a child's output and counts warn/error log lines (pino JSON, level ≥ 40). */
+class ChildLogs {
+  private readonly tail: string[] = [];
+  warnOrWorse = 0;
+
+  constructor(child: ChildProcess, private readonly onLine?: (line: string) => void) {
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => this.push(line));
+    }
+  }
+
+  private push(line: string) {
+    this.tail.push(line);
+    if (this.tail.length > 40) this.tail.shift();
+    const level = /"level":(\d+)/.exec(line);
+    if (level && Number(level[1]) >= 40) this.warnOrWorse++;
+    this.onLine?.(line);
+  }
+
+  lastLines(n = 15): string {
+    return this.tail.slice(-n).join('\n');
+  }
+}
+
+/** Drop any configuration this process inherited, so the child sees only what the bench sets. */
+function childEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value === undefined) continue;
+    if (/^(WECHAT_|DATABASE_URL$|DATA_DIR$|PORT$|HOST$|PUBLIC_URL$|LOG_LEVEL$|DB_POOL_SIZE$|JOBS_ENABLED$|NODE_ENV$|WEBHOOK_|RULES_CACHE_|OPS_|PII_KEY$|DOTENV_)/.test(key)) continue;
+    env[key] = value;
+  }
+  // A developer's .env must not leak in (a DATABASE_URL there would turn the PGlite target into PostgreSQL).
+  env.DOTENV_CONFIG_PATH = '/dev/null';
+  return { ...env, ...extra };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function spawnTs(entry: string, env: Record<string, string>, cleanup: Cleanup, label: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanup.trackChild(child);
+  cleanup.add(`stop ${label}`, () => stopChild(child));
+  return child;
+}
+
+async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Resolves when `probe` succeeds; rejects if the child exits first or time runs out. */
+async function waitUntil(child: ChildProcess, logs: ChildLogs, what: string, probe: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: process exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.lastLines()}`);
+    if (await probe().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what}: not ready after ${timeoutMs / 1000} s:\n${logs.lastLines()}`);
+}
+
+async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promise<string> {
+  const name = `bench_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  cleanup.add(`drop database ${name}`, async () => {
+    const c = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
+    await c.connect();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
+  });
+  const url = new URL(pgAdminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function startServerTarget(kind: 'pglite' | 'postgres', opts: Options, cleanup: Cleanup): Promise<Target> {
+  const port = await freePort();
+  const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JOBS_ENABLED: 'false' };
+  if (opts.dbPoolSize) env.DB_POOL_SIZE = String(opts.dbPoolSize);
+  if (kind === 'postgres') {
+    env.DATABASE_URL = await createBenchDatabase(opts.pgAdminUrl, cleanup);
+  } else {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'webhook-bench-pglite-'));
+    cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+    env.DATA_DIR = dir;
+  }
+  const child = spawnTs('server/src/main.ts', childEnv(env), cleanup, `${kind} server`);
+  const logs = new ChildLogs(child);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitUntil(child, logs, `${kind} server`, async () => (await fetch(`${baseUrl}/readyz`)).status === 200);
+  return { name: kind, baseUrl, pid: child.pid!, logs };
+}
+
+async function startBareTarget(cleanup: Cleanup): Promise<Target> {
+  let port: number | undefined;
+  const child = spawnTs('scripts/bench/bare-webhook.ts', childEnv({ PORT: '0', HOST: '127.0.0.1' }), cleanup, 'bare route');
+  const logs = new ChildLogs(child, (line) => {
+    const m = /^BARE_READY (\d+)/.exec(line);
+    if (m) port = Number(m[1]);
+  });
+  await waitUntil(child, logs, 'bare route', async () => port !== undefined);
+  return { name: 'bare', baseUrl: `http://127.0.0.1:${port}`, pid: child.pid!, logs };
+}
+
+// ───────────────────────────── verification ─────────────────────────────
+
+/** Send one fresh message and check the answer is a valid text passive reply (decrypted and verified in AES mode). */
+async function verifyPassiveReply(target: Target, mode: Mode, factory: MessageFactory, creds: WeChatCredentials): Promise<string> {
+  const { request, openid } = factory.next(mode);
+  const res = await fetch(target.baseUrl + request.path, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: request.body });
+  const raw = await res.text();
+  const where = `${target.name}/${mode}`;
+  if (res.status !== 200) throw new Error(`${where}: check message answered ${res.status}: ${raw.slice(0, 300)}`);
+  if (mode === 'aes' && !raw.includes('<Encrypt>')) throw new Error(`${where}: expected an encrypted reply envelope, got: ${raw.slice(0, 300)}`);
+  // The simulator's decoder is the platform side of the protocol: it checks MsgSignature and decrypts.
+  const decoder = new WeChatSimulator({ transport: { post: () => Promise.reject(new Error('unused')) }, ...creds, encrypt: mode === 'aes' });
+  const reply = decoder.decode({ status: res.status, body: raw });
+  const problems: string[] = [];
+  if (reply.msgType !== 'text') problems.push(`MsgType is ${reply.msgType ?? 'missing'} (want text)`);
+  if (!reply.content) problems.push('empty Content');
+  if (reply.fields.ToUserName !== openid) problems.push(`ToUserName ${reply.fields.ToUserName} ≠ sender ${openid}`);
+  if (reply.fields.FromUserName !== ACCOUNT_ID) problems.push(`FromUserName ${reply.fields.FromUserName} ≠ ${ACCOUNT_ID}`);
+  if (!/^\d+$/.test(reply.fields.CreateTime ?? '')) problems.push('CreateTime missing');
+  if (problems.length > 0) throw new Error(`${where}: not a valid passive reply (${problems.join('; ')}):\n${reply.xml ?? raw}`);
+  return reply.content!;
+}
+
+// ───────────────────────────── CPU accounting ─────────────────────────────
+
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** utime + stime of a process, in clock ticks (0 if it is gone). */
+function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Ticks of the PostgreSQL processes that work for this bench, by pid: the postmaster and its background processes
+ * (walwriter, checkpointer, …) plus the client backends connected to `database`. Backends of other databases
+ * (other users of this shared PostgreSQL) are left out; PostgreSQL puts user, database and client address in the
+ * process title, e.g. `postgres: 15/main: postgres bench_ab12 127.0.0.1(50312) idle`.
+ */
+function postgresTicks(database: string | undefined): Map<number, number> {
+  const out = new Map<number, number>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
+      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      const clientBackend = /\(\d+\)|\[local\]/.test(title);
+      if (clientBackend && !(database && title.includes(` ${database} `))) continue;
+      out.set(Number(entry), processTicks(Number(entry)));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** Busy and total ticks of the whole machine, from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+interface CpuShare {
+  /** Percent of one core, averaged over the run. */
+  targetPct: number;
+  loadgenPct: number;
+  postgresPct: number;
+  /** Everything else on the machine (other users of these cores): busy − target − load generator − postgres. */
+  otherPct: number;
+  machineBusyPct: number;
+}
+
+/** Starts a CPU measurement; the returned function ends it. */
+function startCpuMeasurement(target: Target): () => CpuShare {
+  const t0 = process.hrtime.bigint();
+  const target0 = processTicks(target.pid);
+  const self0 = process.cpuUsage();
+  const pg0 = postgresTicks(target.database);
+  const machine0 = machineTicks();
+  return () => {
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const self = process.cpuUsage(self0);
+    let pgDelta = 0;
+    for (const [pid, ticks] of postgresTicks(target.database)) pgDelta += ticks - (pg0.get(pid) ?? 0);
+    const machine1 = machineTicks();
+    const pct = (ticks: number) => (ticks / CLK_TCK / seconds) * 100;
+    const machineTotal = machine1.total - machine0.total;
+    const share = {
+      targetPct: pct(processTicks(target.pid) - target0),
+      loadgenPct: ((self.user + self.system) / 1e6 / seconds) * 100,
+      postgresPct: pct(Math.max(0, pgDelta)),
+      machineBusyPct: machineTotal > 0 ? ((machine1.busy - machine0.busy) / machineTotal) * os.cpus().length * 100 : 0,
+    };
+    return {
+      targetPct: round1(share.targetPct),
+      loadgenPct: round1(share.loadgenPct),
+      postgresPct: round1(share.postgresPct),
+      otherPct: round1(Math.max(0, share.machineBusyPct - share.targetPct - share.loadgenPct - share.postgresPct)),
+      machineBusyPct: round1(share.machineBusyPct),
+    };
+  };
+}
+
+// ───────────────────────────── load ─────────────────────────────
+
+interface RunResult {
+  target: TargetName;
+  mode: Mode;
+  round: number; // 0 = warm-up
+  durationS: number;
+  messages: number;
+  msgsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** 2xx answers that were not a passive reply (`success`, empty). */
+  notReplies: number;
+  /** Requests generated on the fly because the pre-generated pool ran out. */
+  generatedDuringRun: number;
+  serverWarnLines: number;
+  cpu: CpuShare;
+  statusCodes: Record<string, number>;
+  flagged: boolean;
+}
+
+/** Latencies (ms) of 2xx responses, in a growable typed array. */
+class LatencyRecorder {
+  private values: Float64Array;
+  private n = 0;
+
+  constructor(capacity: number) {
+    this.values = new Float64Array(Math.max(1024, capacity));
+  }
+
+  add(ms: number) {
+    if (this.n === this.values.length) {
+      const bigger = new Float64Array(this.values.length * 2);
+      bigger.set(this.values);
+      this.values = bigger;
+    }
+    this.values[this.n++] = ms;
+  }
+
+  /** Nearest-rank percentiles. */
+  percentiles(...ps: number[]): number[] {
+    const sorted = this.values.subarray(0, this.n).sort();
+    return ps.map((p) => (this.n === 0 ? NaN : sorted[Math.min(this.n - 1, Math.max(0, Math.ceil((p / 100) * this.n) - 1))]!));
+  }
+}
+
+let currentLoad: autocannon.Instance | undefined;
+
+async function runLoad(target: Target, mode: Mode, round: number, durationS: number, connections: number, pool: WebhookRequest[], factory: MessageFactory): Promise<RunResult> {
+  let cursor = 0;
+  let generatedDuringRun = 0;
+  const latencies = new LatencyRecorder(pool.length);
+  const warnBefore = target.logs.warnOrWorse;
+  const endCpu = startCpuMeasurement(target.pid);
+
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    currentLoad = autocannon(
+      {
+        url: target.baseUrl,
+        connections,
+        duration: durationS,
+        method: 'POST',
+        headers: { 'content-type': 'text/xml' },
+        verifyBody: isPassiveReply,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => {
+              let next = pool[cursor++];
+              if (!next) {
+                generatedDuringRun++;
+                next = factory.next(mode).request;
+              }
+              req.path = next.path;
+              req.body = next.body;
+              return req;
+            },
+          },
+        ],
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    currentLoad.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.add(responseTimeMs);
+    });
+  });
+  currentLoad = undefined;
+
+  const cpu = endCpu();
+  const [p50, p99, max] = latencies.percentiles(50, 99, 100);
+  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]));
+  const run: RunResult = {
+    target: target.name,
+    mode,
+    round,
+    durationS: result.duration,
+    messages: result['2xx'],
+    msgsPerSec: Math.round(result['2xx'] / result.duration),
+    p50Ms: round2(p50!),
+    p99Ms: round2(p99!),
+    maxMs: round2(max!),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    notReplies: result.mismatches,
+    generatedDuringRun,
+    serverWarnLines: target.logs.warnOrWorse - warnBefore,
+    cpu,
+    statusCodes,
+    flagged: false,
+  };
+  run.flagged = run.non2xx > 0 || run.errors > 0 || run.notReplies > 0 || run.messages === 0;
+  return run;
+}
+
+/** Requests to pre-generate for a run: 1.5× what the fastest run of this (target, mode) so far would need. */
+function poolSizeFor(durationS: number, rateEstimate: number): number {
+  return Math.ceil(durationS * rateEstimate * 1.5) + 2_000;
+}
+
+// ───────────────────────────── report ─────────────────────────────
+
+interface Summary {
+  target: TargetName;
+  mode: Mode;
+  msgsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  notReplies: number;
+  vsBare: number | null;
+  cpu: CpuShare;
+  flaggedRounds: number[];
+  rounds: number;
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function summarize(runs: RunResult[], targets: TargetName[], modes: Mode[]): Summary[] {
+  const summaries: Summary[] = [];
+  for (const target of targets) {
+    for (const mode of modes) {
+      const rs = runs.filter((r) => r.target === target && r.mode === mode && r.round > 0);
+      if (rs.length === 0) continue;
+      summaries.push({
+        target,
+        mode,
+        msgsPerSec: Math.round(median(rs.map((r) => r.msgsPerSec))),
+        p50Ms: round2(median(rs.map((r) => r.p50Ms))),
+        p99Ms: round2(median(rs.map((r) => r.p99Ms))),
+        non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+        errors: rs.reduce((a, r) => a + r.errors, 0),
+        notReplies: rs.reduce((a, r) => a + r.notReplies, 0),
+        vsBare: null,
+        cpu: {
+          targetPct: round1(median(rs.map((r) => r.cpu.targetPct))),
+          loadgenPct: round1(median(rs.map((r) => r.cpu.loadgenPct))),
+          postgresPct: round1(median(rs.map((r) => r.cpu.postgresPct))),
+          machineBusyPct: round1(median(rs.map((r) => r.cpu.machineBusyPct))),
+        },
+        flaggedRounds: rs.filter((r) => r.flagged).map((r) => r.round),
+        rounds: rs.length,
+      });
+    }
+  }
+  for (const s of summaries) {
+    const bare = summaries.find((b) => b.target === 'bare' && b.mode === s.mode);
+    s.vsBare = bare && bare.msgsPerSec > 0 ? round2(s.msgsPerSec / bare.msgsPerSec) : null;
+  }
+  return summaries;
+}
+
+interface Verdict {
+  mode: Mode;
+  pass: boolean;
+  line: string;
+}
+
+function verdicts(summaries: Summary[]): Verdict[] {
+  return summaries
+    .filter((s) => s.target === 'postgres')
+    .map((s) => {
+      const checks = [
+        { ok: s.msgsPerSec >= TARGETS.rps, text: `${fmt(s.msgsPerSec)} msgs/s ≥ ${fmt(TARGETS.rps)}` },
+        { ok: s.p99Ms < TARGETS.p99Ms, text: `p99 ${s.p99Ms} ms < ${TARGETS.p99Ms} ms` },
+        s.vsBare === null
+          ? { ok: true, text: '× bare n/a (bare route not run)' }
+          : { ok: s.vsBare >= TARGETS.vsBare, text: `${s.vsBare.toFixed(2)}× bare ≥ ${TARGETS.vsBare}×` },
+        { ok: s.flaggedRounds.length === 0, text: s.flaggedRounds.length === 0 ? 'no errors' : `errors in round(s) ${s.flaggedRounds.join(', ')}` },
+      ];
+      const pass = checks.every((c) => c.ok);
+      return { mode: s.mode, pass, line: `Verdict postgres/${s.mode}: ${pass ? 'PASS' : 'FAIL'} — ${checks.map((c) => `${c.text} ${c.ok ? '✓' : '✗'}`).join('; ')}` };
+    });
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+function renderReport(machine: Machine, opts: Options, summaries: Summary[], runs: RunResult[], verdictList: Verdict[]): string {
+  const lines: string[] = [];
+  lines.push('## Webhook benchmark', '');
+  lines.push(`- CPU: ${machine.cpuModel} × ${machine.cores} cores, ${machine.totalMemoryGiB} GiB RAM`);
+  lines.push(`- Node ${machine.node}; PostgreSQL: ${machine.postgres}`);
+  lines.push(`- ${opts.connections} connections, ${opts.durationS} s per run (after a ${opts.warmupS} s warm-up), median of ${opts.rounds} interleaved round(s); text messages, each distinct; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}`);
+  lines.push('');
+  lines.push('| target | mode | msgs/s | p50 ms | p99 ms | non-2xx | vs bare |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|');
+  for (const s of summaries) {
+    const flag = s.flaggedRounds.length > 0 ? ' ⚠' : '';
+    lines.push(`| ${s.target} | ${s.mode} | ${fmt(s.msgsPerSec)}${flag} | ${s.p50Ms.toFixed(2)} | ${s.p99Ms.toFixed(2)} | ${fmt(s.non2xx)} | ${s.target === 'bare' ? '1.00×' : s.vsBare === null ? '—' : `${s.vsBare.toFixed(2)}×`} |`);
+  }
+  lines.push('');
+  lines.push('CPU during the runs (median, % of one core; the machine has ' + machine.cores + ' cores = ' + machine.cores * 100 + '%):', '');
+  lines.push('| target | mode | target process | load generator | postgres | machine busy |');
+  lines.push('|---|---|---:|---:|---:|---:|');
+  for (const s of summaries) {
+    lines.push(`| ${s.target} | ${s.mode} | ${s.cpu.targetPct}% | ${s.cpu.loadgenPct}% | ${s.cpu.postgresPct}% | ${s.cpu.machineBusyPct}% |`);
+  }
+  lines.push('');
+  const flagged = runs.filter((r) => r.round > 0 && r.flagged);
+  if (flagged.length === 0) {
+    lines.push('Errors: none (0 non-2xx, 0 socket errors/timeouts, every 2xx body a passive reply).');
+  } else {
+    lines.push('⚠ Runs with errors (their numbers are not trustworthy):');
+    for (const r of flagged) {
+      lines.push(`- ${r.target}/${r.mode} round ${r.round}: non-2xx ${r.non2xx} (${JSON.stringify(r.statusCodes)}), errors ${r.errors} (timeouts ${r.timeouts}), non-reply 2xx bodies ${r.notReplies}`);
+    }
+  }
+  const overflowed = runs.filter((r) => r.round > 0 && r.generatedDuringRun > 0);
+  for (const r of overflowed) lines.push(`- note: ${r.target}/${r.mode} round ${r.round} outran its pre-generated pool; ${fmt(r.generatedDuringRun)} requests were generated during the run (load-generator CPU).`);
+  const noisy = runs.filter((r) => r.round > 0 && r.serverWarnLines > 0);
+  for (const r of noisy) lines.push(`- note: ${r.target}/${r.mode} round ${r.round}: the server logged ${r.serverWarnLines} warn/error line(s).`);
+  lines.push('');
+  for (const v of verdictList) lines.push(v.line);
+  if (verdictList.length === 0) lines.push('Verdict: PostgreSQL target not run.');
+  return lines.join('\n');
+}
+
+// ───────────────────────────── main ─────────────────────────────
+
+async function main() {
+  const opts = parseOptions(process.argv.slice(2));
+  const cleanup = new Cleanup();
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping load and cleaning up…`);
+    currentLoad?.stop();
+    void cleanup.runAll().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => cleanup.killChildrenNow());
+
+  // The children run loadConfig on this same environment: same token, appid and key.
+  const config = loadConfig(childEnv({}));
+  const creds: WeChatCredentials = { token: config.wechat.token, appId: config.wechat.appId, encodingAesKey: config.wechat.encodingAesKey! };
+  const factory = new MessageFactory(creds);
+
+  try {
+    const machine = await describeMachine(opts.pgAdminUrl, opts.targets.includes('postgres'));
+
+    const targets: Target[] = [];
+    for (const name of opts.targets) {
+      log(`starting ${name}…`);
+      targets.push(name === 'bare' ? await startBareTarget(cleanup) : await startServerTarget(name, opts, cleanup));
+    }
+
+    for (const target of targets) {
+      for (const mode of opts.modes) {
+        const content = await verifyPassiveReply(target, mode, factory, creds);
+        log(`${target.name}/${mode}: passive reply OK ("${content.slice(0, 24)}…")`);
+      }
+    }
+
+    const runs: RunResult[] = [];
+    const bestRate = new Map<string, number>();
+    const measure = async (target: Target, mode: Mode, round: number) => {
+      const key = `${target.name}/${mode}`;
+      const durationS = round === 0 ? opts.warmupS : opts.durationS;
+      const started = Date.now();
+      const pool = factory.generate(poolSizeFor(durationS, bestRate.get(key) ?? INITIAL_RATE_GUESS), mode);
+      const genMs = Date.now() - started;
+      const run = await runLoad(target, mode, round, durationS, opts.connections, pool, factory);
+      bestRate.set(key, Math.max(bestRate.get(key) ?? 0, run.msgsPerSec));
+      runs.push(run);
+      log(
+        `${round === 0 ? 'warm-up' : `round ${round}`} ${key}: ${fmt(run.msgsPerSec)} msgs/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms` +
+          ` | non-2xx ${run.non2xx}, errors ${run.errors}, non-replies ${run.notReplies}${run.flagged ? '  ⚠ FLAGGED' : ''}` +
+          ` | cpu target ${run.cpu.targetPct}% loadgen ${run.cpu.loadgenPct}% pg ${run.cpu.postgresPct}% machine ${run.cpu.machineBusyPct}%` +
+          ` | pool ${fmt(pool.length)} in ${genMs} ms${run.generatedDuringRun ? `, +${fmt(run.generatedDuringRun)} on the fly` : ''}`,
+      );
+    };
+
+    if (opts.warmupS > 0) for (const target of targets) for (const mode of opts.modes) await measure(target, mode, 0);
+    for (let round = 1; round <= opts.rounds; round++) {
+      // Interleave targets, rotating who goes first, so drift over time is spread across all of them.
+      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+      for (const target of order) for (const mode of opts.modes) await measure(target, mode, round);
+    }
+
+    const summaries = summarize(runs, opts.targets, opts.modes);
+    const verdictList = verdicts(summaries);
+    console.log(renderReport(machine, opts, summaries, runs, verdictList));
+
+    mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+    writeFileSync(
+      RESULTS_FILE,
+      JSON.stringify(
+        {
+          generatedAt: new Date().toISOString(),
+          machine,
+          options: { ...opts, pgAdminUrl: undefined },
+          targets: TARGETS,
+          results: summaries,
+          verdicts: verdictList,
+          runs,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+    log(`results written to ${path.relative(ROOT, RESULTS_FILE)}`);
+    if (runs.some((r) => r.round > 0 && r.flagged)) process.exitCode = 2;
+  } finally {
+    await cleanup.runAll();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exitCode = 1;
+});

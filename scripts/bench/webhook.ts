@@ -4,7 +4,7 @@
  *
  *   npm run bench:webhook -- [--connections 32] [--duration 10] [--warmup 2] [--rounds 3]
  *                            [--only pglite,postgres,bare] [--modes plain,aes] [--db-pool-size 16]
- *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test]
+ *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test] [--cpu-prof]
  *
  * Method
  * - Targets are child processes, so the load generator (autocannon, in this process) never shares their event loop:
@@ -70,6 +70,8 @@ interface Options {
   modes: Mode[];
   dbPoolSize: number | undefined;
   pgAdminUrl: string;
+  /** Write V8 CPU profiles of the target processes here (numbers are then measured under the profiler). */
+  cpuProfDir: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -84,6 +86,7 @@ function parseOptions(argv: string[]): Options {
       modes: { type: 'string', default: 'plain,aes' },
       'db-pool-size': { type: 'string' },
       'pg-admin-url': { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+      'cpu-prof': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -116,6 +119,7 @@ function parseOptions(argv: string[]): Options {
     modes: list('modes', values.modes, ALL_MODES),
     dbPoolSize: values['db-pool-size'] ? positive('db-pool-size', values['db-pool-size']) : undefined,
     pgAdminUrl: values['pg-admin-url'],
+    cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'webhook-bench-cpuprof-')) : undefined,
   };
 }
 
@@ -316,8 +320,11 @@ async function freePort(): Promise<number> {
   });
 }
 
-function spawnTs(entry: string, env: Record<string, string>, cleanup: Cleanup, label: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnTs(entry: string, env: Record<string, string>, cleanup: Cleanup, label: string, cpuProfDir?: string): ChildProcess {
+  // With --cpu-prof, V8 writes one .cpuprofile per thread (main, tsx's loader thread) when the child exits normally
+  // (SIGTERM → graceful close → exit), into a folder per target. The main thread's is the one with the most samples.
+  const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(cpuProfDir, label.replace(/\W+/g, '-'))}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanup.trackChild(child);
   cleanup.add(`stop ${label}`, () => stopChild(child));
   return child;
@@ -343,7 +350,7 @@ async function waitUntil(child: ChildProcess, logs: ChildLogs, what: string, pro
   throw new Error(`${what}: not ready after ${timeoutMs / 1000} s:\n${logs.lastLines()}`);
 }
 
-async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promise<string> {
+async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promise<{ name: string; url: string }> {
   const name = `bench_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
   await admin.connect();
@@ -363,36 +370,39 @@ async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promis
   });
   const url = new URL(pgAdminUrl);
   url.pathname = `/${name}`;
-  return url.toString();
+  return { name, url: url.toString() };
 }
 
 async function startServerTarget(kind: 'pglite' | 'postgres', opts: Options, cleanup: Cleanup): Promise<Target> {
   const port = await freePort();
   const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JOBS_ENABLED: 'false' };
   if (opts.dbPoolSize) env.DB_POOL_SIZE = String(opts.dbPoolSize);
+  let database: string | undefined;
   if (kind === 'postgres') {
-    env.DATABASE_URL = await createBenchDatabase(opts.pgAdminUrl, cleanup);
+    const created = await createBenchDatabase(opts.pgAdminUrl, cleanup);
+    database = created.name;
+    env.DATABASE_URL = created.url;
   } else {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'webhook-bench-pglite-'));
     cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
     env.DATA_DIR = dir;
   }
-  const child = spawnTs('server/src/main.ts', childEnv(env), cleanup, `${kind} server`);
+  const child = spawnTs('server/src/main.ts', childEnv(env), cleanup, `${kind} server`, opts.cpuProfDir);
   const logs = new ChildLogs(child);
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitUntil(child, logs, `${kind} server`, async () => (await fetch(`${baseUrl}/readyz`)).status === 200);
-  return { name: kind, baseUrl, pid: child.pid!, logs };
+  return { name: kind, baseUrl, pid: child.pid!, logs, ...(database ? { database } : {}), mayReuseRequests: false };
 }
 
-async function startBareTarget(cleanup: Cleanup): Promise<Target> {
+async function startBareTarget(opts: Options, cleanup: Cleanup): Promise<Target> {
   let port: number | undefined;
-  const child = spawnTs('scripts/bench/bare-webhook.ts', childEnv({ PORT: '0', HOST: '127.0.0.1' }), cleanup, 'bare route');
+  const child = spawnTs('scripts/bench/bare-webhook.ts', childEnv({ PORT: '0', HOST: '127.0.0.1' }), cleanup, 'bare route', opts.cpuProfDir);
   const logs = new ChildLogs(child, (line) => {
     const m = /^BARE_READY (\d+)/.exec(line);
     if (m) port = Number(m[1]);
   });
   await waitUntil(child, logs, 'bare route', async () => port !== undefined);
-  return { name: 'bare', baseUrl: `http://127.0.0.1:${port}`, pid: child.pid!, logs };
+  return { name: 'bare', baseUrl: `http://127.0.0.1:${port}`, pid: child.pid!, logs, mayReuseRequests: true };
 }
 
 // ───────────────────────────── verification ─────────────────────────────
@@ -540,6 +550,8 @@ interface RunResult {
   notReplies: number;
   /** Requests generated on the fly because the pre-generated pool ran out. */
   generatedDuringRun: number;
+  /** Requests sent a second time because the pool ran out (bare route only: it has no dedup). */
+  reusedDuringRun: number;
   serverWarnLines: number;
   cpu: CpuShare;
   statusCodes: Record<string, number>;
@@ -576,9 +588,10 @@ let currentLoad: autocannon.Instance | undefined;
 async function runLoad(target: Target, mode: Mode, round: number, durationS: number, connections: number, pool: WebhookRequest[], factory: MessageFactory): Promise<RunResult> {
   let cursor = 0;
   let generatedDuringRun = 0;
+  let reusedDuringRun = 0;
   const latencies = new LatencyRecorder(pool.length);
   const warnBefore = target.logs.warnOrWorse;
-  const endCpu = startCpuMeasurement(target.pid);
+  const endCpu = startCpuMeasurement(target);
 
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     currentLoad = autocannon(
@@ -594,7 +607,10 @@ async function runLoad(target: Target, mode: Mode, round: number, durationS: num
             method: 'POST',
             setupRequest: (req) => {
               let next = pool[cursor++];
-              if (!next) {
+              if (!next && target.mayReuseRequests) {
+                reusedDuringRun++;
+                next = pool[cursor % pool.length]!;
+              } else if (!next) {
                 generatedDuringRun++;
                 next = factory.next(mode).request;
               }
@@ -631,6 +647,7 @@ async function runLoad(target: Target, mode: Mode, round: number, durationS: num
     timeouts: result.timeouts,
     notReplies: result.mismatches,
     generatedDuringRun,
+    reusedDuringRun,
     serverWarnLines: target.logs.warnOrWorse - warnBefore,
     cpu,
     statusCodes,
@@ -640,9 +657,12 @@ async function runLoad(target: Target, mode: Mode, round: number, durationS: num
   return run;
 }
 
-/** Requests to pre-generate for a run: 1.5× what the fastest run of this (target, mode) so far would need. */
+/**
+ * Requests to pre-generate for a run: twice what the fastest run of this (target, mode) so far would need (a warm-up
+ * on a busy machine can be much slower than later runs), at least 2,000/s.
+ */
 function poolSizeFor(durationS: number, rateEstimate: number): number {
-  return Math.ceil(durationS * rateEstimate * 1.5) + 2_000;
+  return Math.ceil(durationS * Math.max(rateEstimate, 2_000) * 2) + 2_000;
 }
 
 // ───────────────────────────── report ─────────────────────────────
@@ -691,6 +711,7 @@ function summarize(runs: RunResult[], targets: TargetName[], modes: Mode[]): Sum
           targetPct: round1(median(rs.map((r) => r.cpu.targetPct))),
           loadgenPct: round1(median(rs.map((r) => r.cpu.loadgenPct))),
           postgresPct: round1(median(rs.map((r) => r.cpu.postgresPct))),
+          otherPct: round1(median(rs.map((r) => r.cpu.otherPct))),
           machineBusyPct: round1(median(rs.map((r) => r.cpu.machineBusyPct))),
         },
         flaggedRounds: rs.filter((r) => r.flagged).map((r) => r.round),
@@ -745,10 +766,11 @@ function renderReport(machine: Machine, opts: Options, summaries: Summary[], run
   }
   lines.push('');
   lines.push('CPU during the runs (median, % of one core; the machine has ' + machine.cores + ' cores = ' + machine.cores * 100 + '%):', '');
-  lines.push('| target | mode | target process | load generator | postgres | machine busy |');
-  lines.push('|---|---|---:|---:|---:|---:|');
+  lines.push('| target | mode | target process | load generator | postgres (bench db) | other processes | machine busy | target CPU ms/msg |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const s of summaries) {
-    lines.push(`| ${s.target} | ${s.mode} | ${s.cpu.targetPct}% | ${s.cpu.loadgenPct}% | ${s.cpu.postgresPct}% | ${s.cpu.machineBusyPct}% |`);
+    const perMsg = s.msgsPerSec > 0 ? (s.cpu.targetPct * 10 / s.msgsPerSec).toFixed(3) : '—';
+    lines.push(`| ${s.target} | ${s.mode} | ${s.cpu.targetPct}% | ${s.cpu.loadgenPct}% | ${s.cpu.postgresPct}% | ${s.cpu.otherPct}% | ${s.cpu.machineBusyPct}% | ${perMsg} |`);
   }
   lines.push('');
   const flagged = runs.filter((r) => r.round > 0 && r.flagged);
@@ -762,6 +784,10 @@ function renderReport(machine: Machine, opts: Options, summaries: Summary[], run
   }
   const overflowed = runs.filter((r) => r.round > 0 && r.generatedDuringRun > 0);
   for (const r of overflowed) lines.push(`- note: ${r.target}/${r.mode} round ${r.round} outran its pre-generated pool; ${fmt(r.generatedDuringRun)} requests were generated during the run (load-generator CPU).`);
+  const reused = runs.filter((r) => r.round > 0 && r.reusedDuringRun > 0);
+  for (const r of reused) lines.push(`- note: ${r.target}/${r.mode} round ${r.round} outran its pool; ${fmt(r.reusedDuringRun)} requests were re-sent (the bare route has no dedup, so the work is the same).`);
+  const busy = summaries.filter((s) => s.cpu.otherPct >= 20);
+  if (busy.length > 0) lines.push(`- note: other processes used ${busy.map((s) => `${s.cpu.otherPct}% during ${s.target}/${s.mode}`).join(', ')} of the machine: the numbers are depressed by contention.`);
   const noisy = runs.filter((r) => r.round > 0 && r.serverWarnLines > 0);
   for (const r of noisy) lines.push(`- note: ${r.target}/${r.mode} round ${r.round}: the server logged ${r.serverWarnLines} warn/error line(s).`);
   lines.push('');
@@ -798,7 +824,7 @@ async function main() {
     const targets: Target[] = [];
     for (const name of opts.targets) {
       log(`starting ${name}…`);
-      targets.push(name === 'bare' ? await startBareTarget(cleanup) : await startServerTarget(name, opts, cleanup));
+      targets.push(name === 'bare' ? await startBareTarget(opts, cleanup) : await startServerTarget(name, opts, cleanup));
     }
 
     for (const target of targets) {
@@ -822,8 +848,8 @@ async function main() {
       log(
         `${round === 0 ? 'warm-up' : `round ${round}`} ${key}: ${fmt(run.msgsPerSec)} msgs/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms` +
           ` | non-2xx ${run.non2xx}, errors ${run.errors}, non-replies ${run.notReplies}${run.flagged ? '  ⚠ FLAGGED' : ''}` +
-          ` | cpu target ${run.cpu.targetPct}% loadgen ${run.cpu.loadgenPct}% pg ${run.cpu.postgresPct}% machine ${run.cpu.machineBusyPct}%` +
-          ` | pool ${fmt(pool.length)} in ${genMs} ms${run.generatedDuringRun ? `, +${fmt(run.generatedDuringRun)} on the fly` : ''}`,
+          ` | cpu target ${run.cpu.targetPct}% loadgen ${run.cpu.loadgenPct}% pg ${run.cpu.postgresPct}% other ${run.cpu.otherPct}% machine ${run.cpu.machineBusyPct}%` +
+          ` | pool ${fmt(pool.length)} in ${genMs} ms${run.generatedDuringRun ? `, +${fmt(run.generatedDuringRun)} on the fly` : ''}${run.reusedDuringRun ? `, ${fmt(run.reusedDuringRun)} re-sent` : ''}`,
       );
     };
 
@@ -845,7 +871,7 @@ async function main() {
         {
           generatedAt: new Date().toISOString(),
           machine,
-          options: { ...opts, pgAdminUrl: undefined },
+          options: { ...opts, pgAdminUrl: undefined, cpuProfDir: undefined, cpuProfiled: Boolean(opts.cpuProfDir) },
           targets: TARGETS,
           results: summaries,
           verdicts: verdictList,
@@ -856,6 +882,7 @@ async function main() {
       ) + '\n',
     );
     log(`results written to ${path.relative(ROOT, RESULTS_FILE)}`);
+    if (opts.cpuProfDir) log(`CPU profiles of the targets will be in ${opts.cpuProfDir} once they have exited`);
     if (runs.some((r) => r.round > 0 && r.flagged)) process.exitCode = 2;
   } finally {
     await cleanup.runAll();

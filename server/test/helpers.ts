@@ -23,11 +23,24 @@ export const fixtureJson = (name: string) => JSON.parse(fixture(name));
 
 export const onPostgres = !!process.env.DATABASE_URL;
 
-/** A fresh database for this test file. */
+let template: Promise<Blob> | undefined;
+function pgliteTemplate(): Promise<Blob> {
+  template ??= (async () => {
+    const db = (await openDatabase({ dataDir: 'memory://' })) as Database & { dump(): Promise<Blob> };
+    await db.migrate();
+    const image = await db.dump();
+    await db.close();
+    return image;
+  })();
+  return template;
+}
+
+/** A fresh database for this test (file or subtest). */
 export async function testDatabase(t: T): Promise<Database & { url?: string }> {
   const adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
-    const db = await openDatabase({ dataDir: 'memory://' });
+    // initdb + migrations cost seconds; do them once per test process and start each database from the image.
+    const db = await openDatabase({ dataDir: 'memory://', pgliteImage: await pgliteTemplate() });
     t.teardown(() => db.close());
     return db;
   }

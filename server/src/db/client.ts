@@ -37,6 +37,8 @@ export interface DatabaseOptions {
   /** PGlite data directory; 'memory://' for an in-memory database. */
   dataDir?: string;
   poolSize?: number;
+  /** PGlite only: start from a dumped data directory (tests reuse one migrated template). */
+  pgliteImage?: Blob;
 }
 
 // Any constant works; it only has to be the same for every instance of this app.
@@ -44,7 +46,7 @@ const MIGRATION_LOCK_KEY = 727_001;
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.url) return openPostgres(opts.url, opts.poolSize ?? 16);
-  return openPglite(opts.dataDir ?? './data');
+  return openPglite(opts.dataDir ?? './data', opts.pgliteImage);
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
@@ -84,10 +86,11 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
   };
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, image?: Blob): Promise<Database & { dump(): Promise<Blob> }> {
   const memory = dataDir.startsWith('memory://');
   if (!memory) mkdirSync(dataDir, { recursive: true });
-  const client = memory ? new PGlite() : new PGlite(path.resolve(dataDir));
+  const options = image ? { loadDataDir: image } : {};
+  const client = memory ? new PGlite(options) : new PGlite(path.resolve(dataDir), options);
   await client.waitReady;
   const db = drizzlePglite(client, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
@@ -111,6 +114,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     async close() {
       if (!client.closed) await client.close();
     },
+    dump: () => client.dumpDataDir('none'),
   };
 }
 

@@ -5,6 +5,7 @@
  *   npm run bench:webhook -- [--connections 32] [--duration 10] [--warmup 2] [--rounds 3]
  *                            [--only pglite,postgres,bare] [--modes plain,aes] [--db-pool-size 16]
  *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test] [--cpu-prof]
+ *                            [--pg-options "-c synchronous_commit=off"]   (diagnostics: session settings for the server)
  *
  * Method
  * - Targets are child processes, so the load generator (autocannon, in this process) never shares their event loop:
@@ -72,6 +73,8 @@ interface Options {
   pgAdminUrl: string;
   /** Write V8 CPU profiles of the target processes here (numbers are then measured under the profiler). */
   cpuProfDir: string | undefined;
+  /** PostgreSQL session options for the server's connections (the `options` connection parameter), for experiments. */
+  pgOptions: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -87,6 +90,7 @@ function parseOptions(argv: string[]): Options {
       'db-pool-size': { type: 'string' },
       'pg-admin-url': { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
       'cpu-prof': { type: 'boolean', default: false },
+      'pg-options': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -120,6 +124,7 @@ function parseOptions(argv: string[]): Options {
     dbPoolSize: values['db-pool-size'] ? positive('db-pool-size', values['db-pool-size']) : undefined,
     pgAdminUrl: values['pg-admin-url'],
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'webhook-bench-cpuprof-')) : undefined,
+    pgOptions: values['pg-options'],
   };
 }
 
@@ -350,7 +355,7 @@ async function waitUntil(child: ChildProcess, logs: ChildLogs, what: string, pro
   throw new Error(`${what}: not ready after ${timeoutMs / 1000} s:\n${logs.lastLines()}`);
 }
 
-async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promise<{ name: string; url: string }> {
+async function createBenchDatabase(pgAdminUrl: string, pgOptions: string | undefined, cleanup: Cleanup): Promise<{ name: string; url: string }> {
   const name = `bench_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
   await admin.connect();
@@ -370,6 +375,7 @@ async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promis
   });
   const url = new URL(pgAdminUrl);
   url.pathname = `/${name}`;
+  if (pgOptions) url.searchParams.set('options', pgOptions);
   return { name, url: url.toString() };
 }
 
@@ -379,7 +385,7 @@ async function startServerTarget(kind: 'pglite' | 'postgres', opts: Options, cle
   if (opts.dbPoolSize) env.DB_POOL_SIZE = String(opts.dbPoolSize);
   let database: string | undefined;
   if (kind === 'postgres') {
-    const created = await createBenchDatabase(opts.pgAdminUrl, cleanup);
+    const created = await createBenchDatabase(opts.pgAdminUrl, opts.pgOptions, cleanup);
     database = created.name;
     env.DATABASE_URL = created.url;
   } else {
@@ -756,7 +762,7 @@ function renderReport(machine: Machine, opts: Options, summaries: Summary[], run
   lines.push('## Webhook benchmark', '');
   lines.push(`- CPU: ${machine.cpuModel} × ${machine.cores} cores, ${machine.totalMemoryGiB} GiB RAM`);
   lines.push(`- Node ${machine.node}; PostgreSQL: ${machine.postgres}`);
-  lines.push(`- ${opts.connections} connections, ${opts.durationS} s per run (after a ${opts.warmupS} s warm-up), median of ${opts.rounds} interleaved round(s); text messages, each distinct; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}`);
+  lines.push(`- ${opts.connections} connections, ${opts.durationS} s per run (after a ${opts.warmupS} s warm-up), median of ${opts.rounds} interleaved round(s); text messages, each distinct; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}${opts.pgOptions ? `; PostgreSQL session options "${opts.pgOptions}"` : ''}${opts.cpuProfDir ? '; targets under the V8 CPU profiler' : ''}`);
   lines.push('');
   lines.push('| target | mode | msgs/s | p50 ms | p99 ms | non-2xx | vs bare |');
   lines.push('|---|---|---:|---:|---:|---:|---:|');

@@ -5,13 +5,13 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from './errors.ts';
-import { WeChatApiError } from '../wechat/errors.ts';
+import { WeChatApiError, WeChatTransportError } from '../wechat/errors.ts';
 import type { Metrics } from './metrics.ts';
 
 export const platformPlugin = fp(async (app: FastifyInstance, opts: { metrics: Metrics; ready: () => Promise<boolean> }) => {
   const { metrics } = opts;
 
-  app.setErrorHandler((err: FastifyError | AppError | WeChatApiError, req, reply) => {
+  app.setErrorHandler((err: FastifyError | AppError | WeChatApiError | WeChatTransportError, req, reply) => {
     if (err instanceof AppError) {
       if (err.status >= 500) req.log.error({ err }, err.message);
       return reply.status(err.status).send({ code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) });
@@ -19,6 +19,10 @@ export const platformPlugin = fp(async (app: FastifyInstance, opts: { metrics: M
     if (err instanceof WeChatApiError) {
       req.log.warn({ errcode: err.errcode, path: err.path, rid: err.rid }, 'WeChat API error');
       return reply.status(502).send({ code: 'WECHAT_API', message: `WeChat answered ${err.errcode}: ${err.errmsg}`, details: { errcode: err.errcode } });
+    }
+    if (err instanceof WeChatTransportError) {
+      req.log.warn({ path: err.path, err: err.message }, 'WeChat unreachable');
+      return reply.status(502).send({ code: 'WECHAT_API', message: `WeChat could not be reached (request ${req.id})` });
     }
     const status = err.statusCode ?? 500;
     if (err.validation) return reply.status(400).send({ code: 'VALIDATION', message: err.message });

@@ -9,6 +9,7 @@ import type { Db } from '../db/client.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { WeChatApiClient } from '../wechat/api-client.ts';
+import { WeChatApiError } from '../wechat/errors.ts';
 import { createRepliesRepo } from './repo.ts';
 import type { KeywordRule } from './tables.ts';
 
@@ -219,6 +220,13 @@ export function createRepliesService(deps: { db: Db; clock: Clock; cacheTtlMs: n
       const base = all.filter((m) => m.kind === 'default').at(-1);
       if (!base) throw new AppError('VALIDATION', 'define a default menu before publishing (WeChat requires one for conditional menus)');
       const wechat = deps.wechat();
+      // Conditional menus published before are removed by their menuid, so publishing twice leaves no duplicates.
+      for (const m of all.filter((x) => x.wechatMenuId)) {
+        await wechat.delConditionalMenu(m.wechatMenuId!).catch((err: unknown) => {
+          if (!(err instanceof WeChatApiError && err.errcode === 65301)) throw err; // 65301: already gone
+        });
+        await repo.updateMenu(m.id, { wechatMenuId: null });
+      }
       await wechat.createMenu({ button: base.buttons });
       const at = clock.now();
       await repo.updateMenu(base.id, { publishedAt: at });

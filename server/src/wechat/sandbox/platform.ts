@@ -147,6 +147,8 @@ export class SandboxState {
 
   expireAllTokens() {
     for (const k of this.tokens.keys()) this.tokens.set(k, this.now() - 1);
+    // The stable token expired too: normal mode hands out a new one on the next call.
+    if (this.stable) this.stable.expiresAt = this.now() - 1;
   }
 
   user(openid: string): SandboxUser {

@@ -6,6 +6,7 @@
  *                            [--only pglite,postgres,bare] [--modes plain,aes] [--db-pool-size 16]
  *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test] [--cpu-prof]
  *                            [--pg-options "-c synchronous_commit=off"]   (diagnostics: session settings for the server)
+ *                            [--json docs/bench/webhook-latest.json]     (where the JSON results go)
  *
  * Method
  * - Targets are child processes, so the load generator (autocannon, in this process) never shares their event loop:
@@ -46,7 +47,7 @@ import { WeChatSimulator } from '../../server/src/wechat/sandbox/simulator.ts';
 import { buildXml } from '../../server/src/wechat/xml.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const RESULTS_FILE = path.join(ROOT, 'docs/bench/webhook-latest.json');
+const DEFAULT_RESULTS_FILE = path.join(ROOT, 'docs/bench/webhook-latest.json');
 const ACCOUNT_ID = 'gh_sandbox00001';
 const OPENID_POOL = 5_000;
 /** Rate assumed before a (target, mode) has been measured, to size its first pool. */
@@ -75,6 +76,7 @@ interface Options {
   cpuProfDir: string | undefined;
   /** PostgreSQL session options for the server's connections (the `options` connection parameter), for experiments. */
   pgOptions: string | undefined;
+  resultsFile: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -91,6 +93,7 @@ function parseOptions(argv: string[]): Options {
       'pg-admin-url': { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
       'cpu-prof': { type: 'boolean', default: false },
       'pg-options': { type: 'string' },
+      json: { type: 'string', default: DEFAULT_RESULTS_FILE },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -125,6 +128,7 @@ function parseOptions(argv: string[]): Options {
     pgAdminUrl: values['pg-admin-url'],
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'webhook-bench-cpuprof-')) : undefined,
     pgOptions: values['pg-options'],
+    resultsFile: path.resolve(values.json),
   };
 }
 
@@ -870,14 +874,14 @@ async function main() {
     const verdictList = verdicts(summaries);
     console.log(renderReport(machine, opts, summaries, runs, verdictList));
 
-    mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+    mkdirSync(path.dirname(opts.resultsFile), { recursive: true });
     writeFileSync(
-      RESULTS_FILE,
+      opts.resultsFile,
       JSON.stringify(
         {
           generatedAt: new Date().toISOString(),
           machine,
-          options: { ...opts, pgAdminUrl: undefined, cpuProfDir: undefined, cpuProfiled: Boolean(opts.cpuProfDir) },
+          options: { ...opts, pgAdminUrl: undefined, cpuProfDir: undefined, resultsFile: undefined, cpuProfiled: Boolean(opts.cpuProfDir) },
           targets: TARGETS,
           results: summaries,
           verdicts: verdictList,
@@ -887,7 +891,7 @@ async function main() {
         2,
       ) + '\n',
     );
-    log(`results written to ${path.relative(ROOT, RESULTS_FILE)}`);
+    log(`results written to ${path.relative(process.cwd(), opts.resultsFile)}`);
     if (opts.cpuProfDir) log(`CPU profiles of the targets will be in ${opts.cpuProfDir} once they have exited`);
     if (runs.some((r) => r.round > 0 && r.flagged)) process.exitCode = 2;
   } finally {

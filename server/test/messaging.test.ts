@@ -100,3 +100,14 @@ t.test('reply budget › a handler that overruns gets success now and its answer
   t.equal(d!.status, 'deferred');
   t.equal(await count(database, 'cs_outbox', `status = 'sent'`), 1);
 });
+
+t.test('budget › after a payment: unlimited messages for 48 hours, waiting ones flushed', async (t) => {
+  const { services, sandbox } = await buildTestApp(t);
+  t.equal(await services.messaging.send('oPay', { type: 'text', content: 'w' }, 'w'), 'waiting');
+  await sandbox.state.userAction('oPay', 'payment');
+  t.equal(await services.messaging.paymentSucceeded('oPay'), 1, 'the waiting message went out');
+  const outcomes = [];
+  for (let i = 0; i < 8; i++) outcomes.push(await services.messaging.send('oPay', { type: 'text', content: `p${i}` }, `p${i}`));
+  t.ok(outcomes.every((o) => o === 'sent'));
+  t.equal((await csCalls(sandbox.url, 'oPay')).length, 9);
+});

@@ -44,6 +44,14 @@ export function createMessagingRepo(db: Tx) {
       return ((rows as unknown as { rows: Array<{ scene: string }> }).rows[0]?.scene) ?? null;
     },
 
+    /** Open (or renew) a grant outside the webhook path, e.g. after a WeChat Pay payment. */
+    async grant(openid: string, scene: 'payment', now: Date, ttlMs: number, quota: number | null) {
+      await db.execute(sql`
+        INSERT INTO cs_grants (openid, scene, granted_at, expires_at, quota, used)
+        VALUES (${openid}, ${scene}, ${now.toISOString()}::timestamptz, ${new Date(now.getTime() + ttlMs).toISOString()}::timestamptz, ${quota}, 0)
+        ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0`);
+    },
+
     async hasOpenWindow(openid: string, now: Date): Promise<boolean> {
       const rows = await db.execute(sql`SELECT 1 FROM cs_grants WHERE openid = ${openid} AND expires_at > ${now.toISOString()}::timestamptz LIMIT 1`);
       return (rows as unknown as { rows: unknown[] }).rows.length > 0;

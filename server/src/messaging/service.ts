@@ -93,6 +93,12 @@ export function createMessagingService(deps: { db: Db; wechat: WeChatApiClient; 
       for (const id of ids) await attempt(id);
     },
 
+    /** A WeChat Pay payment by this user: unlimited customer-service messages for 48 h (§5.8). */
+    async paymentSucceeded(openid: string): Promise<number> {
+      await repo.grant(openid, 'payment', clock.now(), DEFAULT_TTL_MS, null);
+      return this.flushWaiting(openid);
+    },
+
     list: (openid: string) => repo.listForOpenid(openid),
   };
 }

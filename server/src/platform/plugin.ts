@@ -37,6 +37,11 @@ export const platformPlugin = fp(async (app: FastifyInstance, opts: { metrics: M
 
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ code: 'NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}` }));
 
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-request-id', req.id);
+    return payload;
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     metrics.httpRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });

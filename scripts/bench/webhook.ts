@@ -5,7 +5,7 @@
  *   npm run bench:webhook -- [--connections 32] [--duration 10] [--warmup 2] [--rounds 3]
  *                            [--only pglite,postgres,bare] [--modes plain,aes] [--db-pool-size 16]
  *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test] [--cpu-prof]
- *                            [--pg-options "-c synchronous_commit=off"]   (diagnostics: session settings for the server)
+ *                            [--pg-options="-c synchronous_commit=off"]  (diagnostics: session settings for the server)
  *                            [--json docs/bench/webhook-latest.json]     (where the JSON results go)
  *
  * Method

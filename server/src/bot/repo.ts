@@ -1,5 +1,6 @@
-import { eq, lt, sql } from 'drizzle-orm';
+import { lt, sql } from 'drizzle-orm';
 import type { Tx } from '../db/client.ts';
+import { createBatcher } from '../platform/batcher.ts';
 import { webhookDedup } from './tables.ts';
 
 export type CsScene = 'message' | 'menu' | 'follow' | 'scan';
@@ -24,52 +25,102 @@ export type ClaimResult =
   | { claimed: true; waitingMessages: number }
   | { claimed: false; status: 'processing' | 'replied' | 'deferred'; reply: string | null };
 
-export function createBotRepo(db: Tx) {
-  return {
-    /**
-     * One round trip: take the dedup key; when it is new, append to the interaction log, touch the follower
-     * and open the customer-service grant. A retry (key taken) changes nothing.
-     */
-    async claim(c: ClaimInput): Promise<ClaimResult> {
-      const at = c.receivedAt.toISOString();
-      const grant = c.grant
-        ? sql`, g AS (
-            INSERT INTO cs_grants (openid, scene, granted_at, expires_at, quota, used)
-            SELECT ${c.openid}, ${c.grant.scene}, ${at}::timestamptz, ${new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString()}::timestamptz, ${c.grant.quota}, 0
-            FROM d
-            ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0
-            RETURNING 1)`
-        : sql``;
-      const rows = await db.execute(sql`
-        WITH d AS (
-          INSERT INTO webhook_dedup (key, status, created_at) VALUES (${c.key}, 'processing', ${at}::timestamptz)
-          ON CONFLICT (key) DO NOTHING RETURNING key
-        ), i AS (
-          INSERT INTO interactions (openid, msg_type, event, event_key, msg_id, sent_at, received_at, payload)
-          SELECT ${c.openid}, ${c.msgType}, ${c.event}, ${c.eventKey}, ${c.msgId}, ${c.sentAt.toISOString()}::timestamptz, ${at}::timestamptz, ${JSON.stringify(c.payload)}::jsonb
-          FROM d RETURNING 1
-        ), f AS (
-          INSERT INTO followers (openid, subscribed, first_seen_at, last_interaction_at, last_message_at, subscribe_count)
-          SELECT ${c.openid}, ${c.isUserMessage}, ${at}::timestamptz, ${at}::timestamptz, ${c.isUserMessage ? at : null}::timestamptz, 0
-          FROM d
-          ON CONFLICT (openid) DO UPDATE SET
-            last_interaction_at = GREATEST(followers.last_interaction_at, EXCLUDED.last_interaction_at),
-            last_message_at = COALESCE(GREATEST(followers.last_message_at, EXCLUDED.last_message_at), followers.last_message_at, EXCLUDED.last_message_at)
-          RETURNING 1
-        )${grant}
-        SELECT (SELECT count(*) FROM d)::int AS claimed${c.grant ? sql`, (SELECT count(*) FROM cs_outbox WHERE openid = ${c.openid} AND status = 'waiting')::int AS waiting` : sql`, 0 AS waiting`}`);
-      const row = (rows as unknown as { rows: Array<{ claimed: number; waiting: number }> }).rows[0];
-      if (row?.claimed === 1) return { claimed: true, waitingMessages: Number(row.waiting) };
-      const [existing] = await db.select().from(webhookDedup).where(eq(webhookDedup.key, c.key));
-      return { claimed: false, status: existing?.status ?? 'processing', reply: existing?.reply ?? null };
-    },
+const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
 
-    async storeReply(key: string, reply: string | null) {
-      await db.update(webhookDedup).set({ status: 'replied', reply }).where(eq(webhookDedup.key, key));
-    },
+/** Deadlocks between concurrent batches are resolved by PostgreSQL aborting one; it is safe to run it again. */
+async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 3) throw err;
+    }
+  }
+}
+
+export function createBotRepo(db: Tx) {
+  /**
+   * One statement for a whole batch of inbound messages: take each dedup key; for the new ones append to
+   * the interaction log, touch the follower and open the customer-service grant. A key already taken (a
+   * WeChat retry, or a duplicate within the batch) changes nothing. Rows are locked in key/openid order.
+   */
+  async function claimMany(items: ClaimInput[]): Promise<ClaimResult[]> {
+    const input = JSON.stringify(items.map((c, ord) => ({
+      ord, key: c.key, openid: c.openid, msg_type: c.msgType, event: c.event, event_key: c.eventKey, msg_id: c.msgId,
+      sent_at: c.sentAt.toISOString(), received_at: c.receivedAt.toISOString(), payload: c.payload, is_user: c.isUserMessage,
+      g_scene: c.grant?.scene ?? null, g_quota: c.grant?.quota ?? null,
+      g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
+    })));
+    const claimed = await retryOnDeadlock(async () => rowsOf<{ ord: number; waiting: number }>(await db.execute(sql`
+      WITH input AS (
+        SELECT DISTINCT ON (key) * FROM jsonb_to_recordset(${input}::jsonb) AS t(
+          ord int, key text, openid text, msg_type text, event text, event_key text, msg_id text, sent_at timestamptz,
+          received_at timestamptz, payload jsonb, is_user boolean, g_scene text, g_quota int, g_expires timestamptz)
+        ORDER BY key, ord
+      ), d AS (
+        INSERT INTO webhook_dedup (key, status, created_at)
+        SELECT key, 'processing', received_at FROM input ORDER BY key
+        ON CONFLICT (key) DO NOTHING RETURNING key
+      ), c AS (
+        SELECT input.* FROM input JOIN d USING (key)
+      ), i AS (
+        INSERT INTO interactions (openid, msg_type, event, event_key, msg_id, sent_at, received_at, payload)
+        SELECT openid, msg_type, event, event_key, msg_id, sent_at, received_at, payload FROM c ORDER BY ord
+        RETURNING 1
+      ), f AS (
+        INSERT INTO followers (openid, subscribed, first_seen_at, last_interaction_at, last_message_at, subscribe_count)
+        SELECT openid, bool_or(is_user), min(received_at), max(received_at), max(received_at) FILTER (WHERE is_user), 0
+        FROM c GROUP BY openid ORDER BY openid
+        ON CONFLICT (openid) DO UPDATE SET
+          last_interaction_at = GREATEST(followers.last_interaction_at, EXCLUDED.last_interaction_at),
+          last_message_at = COALESCE(GREATEST(followers.last_message_at, EXCLUDED.last_message_at), followers.last_message_at, EXCLUDED.last_message_at)
+        RETURNING 1
+      ), g AS (
+        INSERT INTO cs_grants (openid, scene, granted_at, expires_at, quota, used)
+        SELECT openid, g_scene, max(received_at), max(g_expires), max(g_quota), 0
+        FROM c WHERE g_scene IS NOT NULL GROUP BY openid, g_scene ORDER BY openid, g_scene
+        ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0
+        RETURNING 1
+      )
+      SELECT c.ord,
+        CASE WHEN c.g_scene IS NULL THEN 0
+             ELSE (SELECT count(*) FROM cs_outbox o WHERE o.openid = c.openid AND o.status = 'waiting') END::int AS waiting
+      FROM c`)));
+    const results: Array<ClaimResult | undefined> = new Array(items.length);
+    for (const r of claimed) results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting) };
+    const taken = items.map((c, i) => (results[i] ? null : c.key)).filter((k): k is string => k !== null);
+    if (taken.length > 0) {
+      // Retries: what happened to the first attempt?
+      const rows = rowsOf<{ key: string; status: 'processing' | 'replied' | 'deferred'; reply: string | null }>(await db.execute(sql`
+        SELECT key, status, reply FROM webhook_dedup WHERE key IN (SELECT jsonb_array_elements_text(${JSON.stringify(taken)}::jsonb))`));
+      const byKey = new Map(rows.map((r) => [r.key, r]));
+      items.forEach((c, i) => {
+        if (results[i]) return;
+        const row = byKey.get(c.key);
+        results[i] = { claimed: false, status: row?.status ?? 'processing', reply: row?.reply ?? null };
+      });
+    }
+    return results as ClaimResult[];
+  }
+
+  async function storeReplies(items: Array<{ key: string; reply: string | null }>): Promise<void[]> {
+    await retryOnDeadlock(() => db.execute(sql`
+      UPDATE webhook_dedup w SET status = 'replied', reply = v.reply
+      FROM jsonb_to_recordset(${JSON.stringify(items)}::jsonb) AS v(key text, reply text)
+      WHERE w.key = v.key`));
+    return items.map(() => undefined);
+  }
+
+  // Concurrent webhook requests share statements and commits.
+  const claimBatched = createBatcher(claimMany, { maxBatch: 200, maxInflight: 4 });
+  const storeBatched = createBatcher(storeReplies, { maxBatch: 200, maxInflight: 4 });
+
+  return {
+    claim: (c: ClaimInput): Promise<ClaimResult> => claimBatched(c),
+    storeReply: (key: string, reply: string | null): Promise<void> => storeBatched({ key, reply }),
 
     async markDeferred(key: string) {
-      await db.update(webhookDedup).set({ status: 'deferred' }).where(eq(webhookDedup.key, key));
+      await db.execute(sql`UPDATE webhook_dedup SET status = 'deferred' WHERE key = ${key}`);
     },
 
     /** Retries come within ~15 s; a day of keys is plenty. */

@@ -33,8 +33,8 @@
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,6 +199,35 @@ async function describeMachine(pgAdminUrl: string, withPostgres: boolean): Promi
     node: process.version,
     postgres,
   };
+}
+
+// ───────────────────────────── code under test ─────────────────────────────
+
+/**
+ * A fingerprint of the code the targets run (server/src, shared, the bare route): sha256 over paths and contents.
+ * Taken before the targets start and again at the end, so a result can be tied to a version of the code and a run
+ * during which someone edited the server is called out (the targets keep running the code they started with).
+ */
+function sourceFingerprint(): { sha256: string; files: number; newestChange: string } {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+      const rel = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(rel);
+      else if (/\.(ts|sql|json)$/.test(entry.name)) files.push(rel);
+    }
+  };
+  for (const dir of ['server/src', 'server/migrations', 'shared']) walk(dir);
+  files.push('scripts/bench/bare-webhook.ts');
+  files.sort();
+  const hash = createHash('sha256');
+  let newest = 0;
+  for (const file of files) {
+    const full = path.join(ROOT, file);
+    hash.update(file).update('\0').update(readFileSync(full)).update('\0');
+    newest = Math.max(newest, statSync(full).mtimeMs);
+  }
+  return { sha256: hash.digest('hex').slice(0, 16), files: files.length, newestChange: new Date(newest).toISOString() };
 }
 
 // ───────────────────────────── messages ─────────────────────────────
@@ -761,11 +790,12 @@ function verdicts(summaries: Summary[]): Verdict[] {
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-function renderReport(machine: Machine, opts: Options, summaries: Summary[], runs: RunResult[], verdictList: Verdict[]): string {
+function renderReport(machine: Machine, opts: Options, code: ReturnType<typeof sourceFingerprint>, codeChanged: boolean, summaries: Summary[], runs: RunResult[], verdictList: Verdict[]): string {
   const lines: string[] = [];
   lines.push('## Webhook benchmark', '');
   lines.push(`- CPU: ${machine.cpuModel} × ${machine.cores} cores, ${machine.totalMemoryGiB} GiB RAM`);
   lines.push(`- Node ${machine.node}; PostgreSQL: ${machine.postgres}`);
+  lines.push(`- Code under test: ${code.sha256} (sha256 of server/src, server/migrations, shared and the bare route; newest change ${code.newestChange})${codeChanged ? ' — ⚠ the code changed while the bench ran; the targets ran the version above' : ''}`);
   lines.push(`- ${opts.connections} connections, ${opts.durationS} s per run (after a ${opts.warmupS} s warm-up), median of ${opts.rounds} interleaved round(s); text messages, each distinct; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}${opts.pgOptions ? `; PostgreSQL session options "${opts.pgOptions}"` : ''}${opts.cpuProfDir ? '; targets under the V8 CPU profiler' : ''}`);
   lines.push('');
   lines.push('| target | mode | msgs/s | p50 ms | p99 ms | non-2xx | vs bare |');
@@ -830,6 +860,8 @@ async function main() {
 
   try {
     const machine = await describeMachine(opts.pgAdminUrl, opts.targets.includes('postgres'));
+    const code = sourceFingerprint();
+    log(`code under test: ${code.sha256} (${code.files} files, newest change ${code.newestChange})`);
 
     const targets: Target[] = [];
     for (const name of opts.targets) {
@@ -872,7 +904,9 @@ async function main() {
 
     const summaries = summarize(runs, opts.targets, opts.modes);
     const verdictList = verdicts(summaries);
-    console.log(renderReport(machine, opts, summaries, runs, verdictList));
+    const codeAtEnd = sourceFingerprint();
+    const codeChanged = codeAtEnd.sha256 !== code.sha256;
+    console.log(renderReport(machine, opts, code, codeChanged, summaries, runs, verdictList));
 
     mkdirSync(path.dirname(opts.resultsFile), { recursive: true });
     writeFileSync(
@@ -881,6 +915,7 @@ async function main() {
         {
           generatedAt: new Date().toISOString(),
           machine,
+          code: { ...code, changedDuringRun: codeChanged },
           options: { ...opts, pgAdminUrl: undefined, cpuProfDir: undefined, resultsFile: undefined, cpuProfiled: Boolean(opts.cpuProfDir) },
           targets: TARGETS,
           results: summaries,

@@ -43,6 +43,8 @@ export function createBotService(deps: {
   const { db, clock, log, router, messaging, replyBudgetMs } = deps;
   const repo = createBotRepo(db);
   const background = new Set<Promise<unknown>>();
+  /** Replies being produced in this process, by dedup key: a retry that lands here while one runs waits for it. */
+  const pending = new Map<string, Promise<string | null>>();
 
   const track = (p: Promise<unknown>) => {
     background.add(p);
@@ -53,6 +55,36 @@ export function createBotService(deps: {
     // One article at most in answer to a user message (WeChat's rule for passive news replies).
     const r = reply.type === 'news' && USER_MESSAGES.has(m.kind) && reply.articles.length > 1 ? { ...reply, articles: reply.articles.slice(0, 1) } : reply;
     return buildReplyXml(r, m.fromUser, m.toUser, Math.floor(clock.now().getTime() / 1000));
+  }
+
+  /** Route within the budget. The reply is stored for retries after it is sent: WeChat retries only after 5 s. */
+  async function answer(m: Inbound, key: string, waitingMessages: number, now: Date): Promise<HandleResult> {
+    if (waitingMessages > 0) track(messaging.flushWaiting(m.fromUser).catch((err) => log.error({ err }, 'flushing waiting messages failed')));
+    if (m.kind === 'unknown') log.warn({ msgType: m.msgType, event: m.event }, 'unknown inbound kind, answered success');
+
+    const work = router({ inbound: m, openid: m.fromUser, now, log }).catch((err: unknown) => {
+      log.error({ err, openid: m.fromUser, kind: m.kind }, 'handler failed');
+      return { type: 'text', content: CHAT_TEXT.busy } as ReplyMessage;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const overran = Symbol('overran');
+    const first = await Promise.race([work, new Promise<typeof overran>((r) => (timer = setTimeout(() => r(overran), replyBudgetMs)))]);
+    clearTimeout(timer);
+
+    if (first === overran) {
+      await repo.markDeferred(key);
+      track(work.then(async (reply) => {
+        if (reply) await messaging.send(m.fromUser, reply, `reply:${key}`);
+      }).catch((err) => log.error({ err }, 'deferred reply failed')));
+      log.warn({ openid: m.fromUser, kind: m.kind, budgetMs: replyBudgetMs }, 'handler overran the reply budget; answering by customer-service message');
+      return { xml: null, outcome: 'deferred' };
+    }
+    const xml = first ? toXml(m, first) : null;
+    // Until the stored reply is committed, a retry landing in this process is answered from `pending`.
+    track(repo.storeReply(key, xml)
+      .catch((err) => log.error({ err, key }, 'storing the reply for retries failed'))
+      .finally(() => pending.delete(key)));
+    return { xml, outcome: xml ? 'replied' : 'no_reply' };
   }
 
   return {
@@ -73,33 +105,24 @@ export function createBotService(deps: {
         grant: grantFor(m),
       });
       if (!claim.claimed) {
-        // A retry: same answer if we have one; `success` while the first attempt is still running.
-        return claim.status === 'replied' ? { xml: claim.reply, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
+        // A retry: the same answer if there is one; `success` while the first attempt still runs elsewhere.
+        if (claim.status === 'replied') return { xml: claim.reply, outcome: 'retry_replayed' };
+        const running = claim.status === 'processing' ? pending.get(key) : undefined;
+        const xml = running ? await running : null;
+        return xml ? { xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
       }
-      if (claim.waitingMessages > 0) track(messaging.flushWaiting(m.fromUser).catch((err) => log.error({ err }, 'flushing waiting messages failed')));
-
-      if (m.kind === 'unknown') log.warn({ msgType: m.msgType, event: m.event }, 'unknown inbound kind, answered success');
-
-      const work = router({ inbound: m, openid: m.fromUser, now, log }).catch((err: unknown) => {
-        log.error({ err, openid: m.fromUser, kind: m.kind }, 'handler failed');
-        return { type: 'text', content: CHAT_TEXT.busy } as ReplyMessage;
-      });
-      let timer: NodeJS.Timeout | undefined;
-      const overran = Symbol('overran');
-      const first = await Promise.race([work, new Promise<typeof overran>((r) => (timer = setTimeout(() => r(overran), replyBudgetMs)))]);
-      clearTimeout(timer);
-
-      if (first === overran) {
-        await repo.markDeferred(key);
-        track(work.then(async (reply) => {
-          if (reply) await messaging.send(m.fromUser, reply, `reply:${key}`);
-        }).catch((err) => log.error({ err }, 'deferred reply failed')));
-        log.warn({ openid: m.fromUser, kind: m.kind, budgetMs: replyBudgetMs }, 'handler overran the reply budget; answering by customer-service message');
-        return { xml: null, outcome: 'deferred' };
-      }
-      const xml = first ? toXml(m, first) : null;
-      await repo.storeReply(key, xml);
-      return { xml, outcome: xml ? 'replied' : 'no_reply' };
+      const result = answer(m, key, claim.waitingMessages, now);
+      pending.set(key, result.then((r) => r.xml, () => null));
+      return result.then(
+        (r) => {
+          if (r.outcome === 'deferred') pending.delete(key);
+          return r;
+        },
+        (err: unknown) => {
+          pending.delete(key);
+          throw err;
+        },
+      );
     },
 
     /** Wait for deferred replies and flushes in flight (graceful shutdown, tests). */

@@ -158,11 +158,13 @@ class Cleanup {
     this.running ??= (async () => {
       while (this.steps.length > 0) {
         const step = this.steps.pop()!;
+        const started = Date.now();
         try {
           await step.run();
         } catch (err) {
           log(`cleanup "${step.name}" failed: ${(err as Error).message}`);
         }
+        if (Date.now() - started > 2_000) log(`cleanup "${step.name}" took ${((Date.now() - started) / 1000).toFixed(1)} s`);
       }
     })();
     return this.running;
@@ -258,10 +260,16 @@ class MessageFactory {
     this.openids = Array.from({ length: OPENID_POOL }, (_, i) => `oBench${i.toString(36).padStart(22, '0')}`);
   }
 
-  /** `count` distinct messages, timestamped now. */
-  generate(count: number, mode: Mode): WebhookRequest[] {
+  /**
+   * `count` distinct messages, timestamped now. Generated in slices that yield to the event loop, so a Ctrl-C is
+   * handled at once (tsx, which runs this script, SIGKILLs a child that does not acknowledge a signal within ~60 ms).
+   */
+  async generate(count: number, mode: Mode, shouldStop: () => boolean): Promise<WebhookRequest[]> {
     const out: WebhookRequest[] = new Array(count);
-    for (let i = 0; i < count; i++) out[i] = this.next(mode).request;
+    for (let i = 0; i < count && !shouldStop(); ) {
+      for (const end = Math.min(count, i + 1_000); i < end; i++) out[i] = this.next(mode).request;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     return out;
   }
 
@@ -838,12 +846,18 @@ function renderReport(machine: Machine, opts: Options, code: ReturnType<typeof s
 
 // ───────────────────────────── main ─────────────────────────────
 
+/** Thrown at the next step boundary after SIGINT/SIGTERM; the signal handler does the cleanup and exits. */
+class Interrupted extends Error {}
+
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   const cleanup = new Cleanup();
   let interrupted = false;
+  const checkpoint = () => {
+    if (interrupted) throw new Interrupted('interrupted');
+  };
   const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return;
+    if (interrupted) return; // a second Ctrl-C must not cut the cleanup short
     interrupted = true;
     log(`${signal}: stopping load and cleaning up…`);
     currentLoad?.stop();
@@ -867,11 +881,13 @@ async function main() {
     for (const name of opts.targets) {
       log(`starting ${name}…`);
       targets.push(name === 'bare' ? await startBareTarget(opts, cleanup) : await startServerTarget(name, opts, cleanup));
+      checkpoint();
     }
 
     for (const target of targets) {
       for (const mode of opts.modes) {
         const content = await verifyPassiveReply(target, mode, factory, creds);
+        checkpoint();
         log(`${target.name}/${mode}: passive reply OK ("${content.slice(0, 24)}…")`);
       }
     }
@@ -882,9 +898,11 @@ async function main() {
       const key = `${target.name}/${mode}`;
       const durationS = round === 0 ? opts.warmupS : opts.durationS;
       const started = Date.now();
-      const pool = factory.generate(poolSizeFor(durationS, bestRate.get(key) ?? INITIAL_RATE_GUESS), mode);
+      const pool = await factory.generate(poolSizeFor(durationS, bestRate.get(key) ?? INITIAL_RATE_GUESS), mode, () => interrupted);
+      checkpoint();
       const genMs = Date.now() - started;
       const run = await runLoad(target, mode, round, durationS, opts.connections, pool, factory);
+      checkpoint();
       bestRate.set(key, Math.max(bestRate.get(key) ?? 0, run.msgsPerSec));
       runs.push(run);
       log(
@@ -929,12 +947,16 @@ async function main() {
     log(`results written to ${path.relative(process.cwd(), opts.resultsFile)}`);
     if (opts.cpuProfDir) log(`CPU profiles of the targets will be in ${opts.cpuProfDir} once they have exited`);
     if (runs.some((r) => r.round > 0 && r.flagged)) process.exitCode = 2;
+  } catch (err) {
+    // After a signal, failures are its consequences (targets stopped under our feet): not worth reporting.
+    throw interrupted ? new Interrupted('interrupted') : err;
   } finally {
     await cleanup.runAll();
   }
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof Interrupted) return; // the signal handler is cleaning up and will exit
   console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exitCode = 1;
 });

@@ -69,7 +69,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const ops = createOpsService({ db, clock, tokenTtlS: config.ops.tokenTtlS });
   const ext = createExtensions();
   opts.configureBot?.(ext);
-  const bot = createBotService({ db, clock, log: app.log, router: createRouter({ replies, followers, ext }), messaging, replyBudgetMs: config.webhook.replyBudgetMs });
+  const bot = createBotService({ database, clock, log: app.log, router: createRouter({ replies, followers, ext }), messaging, replyBudgetMs: config.webhook.replyBudgetMs });
 
   await replies.seedDefaults(config.wechat.sandbox);
   await ops.ensureAdmin(config.ops.adminPassword);

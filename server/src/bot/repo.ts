@@ -1,5 +1,5 @@
 import { lt, sql } from 'drizzle-orm';
-import type { Tx } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
 import { createBatcher } from '../platform/batcher.ts';
 import { webhookDedup } from './tables.ts';
 
@@ -25,35 +25,10 @@ export type ClaimResult =
   | { claimed: true; waitingMessages: number }
   | { claimed: false; status: 'processing' | 'replied' | 'deferred'; reply: string | null };
 
-const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
-
-/** Deadlocks between concurrent batches are resolved by PostgreSQL aborting one; it is safe to run it again. */
-async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if ((err as { code?: string }).code !== '40P01' || attempt >= 3) throw err;
-    }
-  }
-}
-
-export function createBotRepo(db: Tx) {
-  /**
-   * One statement for a whole batch of inbound messages: take each dedup key; for the new ones append to
-   * the interaction log, touch the follower and open the customer-service grant. A key already taken (a
-   * WeChat retry, or a duplicate within the batch) changes nothing. Rows are locked in key/openid order.
-   */
-  async function claimMany(items: ClaimInput[]): Promise<ClaimResult[]> {
-    const input = JSON.stringify(items.map((c, ord) => ({
-      ord, key: c.key, openid: c.openid, msg_type: c.msgType, event: c.event, event_key: c.eventKey, msg_id: c.msgId,
-      sent_at: c.sentAt.toISOString(), received_at: c.receivedAt.toISOString(), payload: c.payload, is_user: c.isUserMessage,
-      g_scene: c.grant?.scene ?? null, g_quota: c.grant?.quota ?? null,
-      g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
-    })));
-    const claimed = await retryOnDeadlock(async () => rowsOf<{ ord: number; waiting: number }>(await db.execute(sql`
+// jsonb_to_recordset turns one JSON parameter into the batch (the same on node-postgres and PGlite).
+const CLAIM_SQL = `
       WITH input AS (
-        SELECT DISTINCT ON (key) * FROM jsonb_to_recordset(${input}::jsonb) AS t(
+        SELECT DISTINCT ON (key) * FROM jsonb_to_recordset($1::jsonb) AS t(
           ord int, key text, openid text, msg_type text, event text, event_key text, msg_id text, sent_at timestamptz,
           received_at timestamptz, payload jsonb, is_user boolean, g_scene text, g_quota int, g_expires timestamptz)
         ORDER BY key, ord
@@ -85,7 +60,41 @@ export function createBotRepo(db: Tx) {
       SELECT c.ord,
         CASE WHEN c.g_scene IS NULL THEN 0
              ELSE (SELECT count(*) FROM cs_outbox o WHERE o.openid = c.openid AND o.status = 'waiting') END::int AS waiting
-      FROM c`)));
+      FROM c`;
+
+const STORE_SQL = `
+  UPDATE webhook_dedup w SET status = 'replied', reply = v.reply
+  FROM jsonb_to_recordset($1::jsonb) AS v(key text, reply text)
+  WHERE w.key = v.key`;
+
+const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
+
+/** Deadlocks between concurrent batches are resolved by PostgreSQL aborting one; it is safe to run it again. */
+async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 3) throw err;
+    }
+  }
+}
+
+export function createBotRepo(database: Database) {
+  const { db } = database;
+  /**
+   * One statement for a whole batch of inbound messages: take each dedup key; for the new ones append to
+   * the interaction log, touch the follower and open the customer-service grant. A key already taken (a
+   * WeChat retry, or a duplicate within the batch) changes nothing. Rows are locked in key/openid order.
+   */
+  async function claimMany(items: ClaimInput[]): Promise<ClaimResult[]> {
+    const input = JSON.stringify(items.map((c, ord) => ({
+      ord, key: c.key, openid: c.openid, msg_type: c.msgType, event: c.event, event_key: c.eventKey, msg_id: c.msgId,
+      sent_at: c.sentAt.toISOString(), received_at: c.receivedAt.toISOString(), payload: c.payload, is_user: c.isUserMessage,
+      g_scene: c.grant?.scene ?? null, g_quota: c.grant?.quota ?? null,
+      g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
+    })));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number }>('bot_claim_batch', CLAIM_SQL, [input]));
     const results: Array<ClaimResult | undefined> = new Array(items.length);
     for (const r of claimed) results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting) };
     const taken = items.map((c, i) => (results[i] ? null : c.key)).filter((k): k is string => k !== null);
@@ -104,10 +113,7 @@ export function createBotRepo(db: Tx) {
   }
 
   async function storeReplies(items: Array<{ key: string; reply: string | null }>): Promise<void[]> {
-    await retryOnDeadlock(() => db.execute(sql`
-      UPDATE webhook_dedup w SET status = 'replied', reply = v.reply
-      FROM jsonb_to_recordset(${JSON.stringify(items)}::jsonb) AS v(key text, reply text)
-      WHERE w.key = v.key`));
+    await retryOnDeadlock(() => database.prepared('bot_store_replies', STORE_SQL, [JSON.stringify(items)]));
     return items.map(() => undefined);
   }
 

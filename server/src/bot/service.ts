@@ -5,7 +5,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReplyMessage } from '../../../shared/replies.ts';
-import type { Db } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { CHAT_TEXT } from '../platform/errors.ts';
 import { dedupKeyOf, eventKeyOf, eventNameOf, msgIdOf, type Inbound } from '../wechat/inbound.ts';
@@ -33,15 +33,15 @@ export interface HandleResult {
 }
 
 export function createBotService(deps: {
-  db: Db;
+  database: Database;
   clock: Clock;
   log: FastifyBaseLogger;
   router: Router;
   messaging: MessagingService;
   replyBudgetMs: number;
 }) {
-  const { db, clock, log, router, messaging, replyBudgetMs } = deps;
-  const repo = createBotRepo(db);
+  const { database, clock, log, router, messaging, replyBudgetMs } = deps;
+  const repo = createBotRepo(database);
   const background = new Set<Promise<unknown>>();
   /** Replies being produced in this process, by dedup key: a retry that lands here while one runs waits for it. */
   const pending = new Map<string, Promise<string | null>>();

@@ -27,6 +27,11 @@ export interface Database {
   readonly db: Db;
   /** Run raw SQL and get rows back (same shape on both drivers). */
   query<T = Record<string, unknown>>(q: SQL): Promise<T[]>;
+  /**
+   * A hot statement by name: on PostgreSQL a prepared statement per connection (parsed and planned once),
+   * on PGlite a plain parameterised query. `$1…` placeholders.
+   */
+  prepared<T = Record<string, unknown>>(name: string, text: string, values: unknown[]): Promise<T[]>;
   migrate(): Promise<void>;
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -60,6 +65,9 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     async query(q) {
       const res = await db.execute(q);
       return (res as unknown as { rows: any[] }).rows;
+    },
+    async prepared(name, text, values) {
+      return (await pool.query({ name, text, values })).rows;
     },
     async migrate() {
       // Several instances may start at once: one migrates, the others wait and find nothing to do.
@@ -99,6 +107,9 @@ async function openPglite(dataDir: string, image?: Blob): Promise<Database & { d
     async query(q) {
       const res = await db.execute(q);
       return (res as unknown as { rows: any[] }).rows;
+    },
+    async prepared(_name, text, values) {
+      return (await client.query<any>(text, values)).rows;
     },
     async migrate() {
       await migratePglite(db as any, { migrationsFolder: MIGRATIONS_DIR });

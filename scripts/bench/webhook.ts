@@ -405,11 +405,13 @@ async function createBenchDatabase(pgAdminUrl: string, pgOptions: string | undef
   } finally {
     await admin.end();
   }
+  log(`created database ${name}`);
   cleanup.add(`drop database ${name}`, async () => {
     const c = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
     await c.connect();
     try {
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      log(`dropped database ${name}`);
     } finally {
       await c.end();
     }

@@ -56,16 +56,20 @@ const CLAIM_SQL = `
         FROM c WHERE g_scene IS NOT NULL GROUP BY openid, g_scene ORDER BY openid, g_scene
         ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0
         RETURNING 1
+      ), r AS (
+        -- Replies of earlier messages ride along with the next claims: no statement or commit of their own.
+        UPDATE webhook_dedup w SET status = 'replied', reply = v.reply
+        FROM jsonb_to_recordset($2::jsonb) AS v(key text, reply text)
+        WHERE w.key = v.key
+        RETURNING 1
       )
       SELECT c.ord,
         CASE WHEN c.g_scene IS NULL THEN 0
              ELSE (SELECT count(*) FROM cs_outbox o WHERE o.openid = c.openid AND o.status = 'waiting') END::int AS waiting
       FROM c`;
 
-const STORE_SQL = `
-  UPDATE webhook_dedup w SET status = 'replied', reply = v.reply
-  FROM jsonb_to_recordset($1::jsonb) AS v(key text, reply text)
-  WHERE w.key = v.key`;
+interface StoreInput { key: string; reply: string | null }
+type WriteOp = { claim: ClaimInput } | { store: StoreInput };
 
 const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
 
@@ -87,14 +91,15 @@ export function createBotRepo(database: Database) {
    * the interaction log, touch the follower and open the customer-service grant. A key already taken (a
    * WeChat retry, or a duplicate within the batch) changes nothing. Rows are locked in key/openid order.
    */
-  async function claimMany(items: ClaimInput[]): Promise<ClaimResult[]> {
+  async function claimMany(items: ClaimInput[], replies: StoreInput[]): Promise<ClaimResult[]> {
     const input = JSON.stringify(items.map((c, ord) => ({
       ord, key: c.key, openid: c.openid, msg_type: c.msgType, event: c.event, event_key: c.eventKey, msg_id: c.msgId,
       sent_at: c.sentAt.toISOString(), received_at: c.receivedAt.toISOString(), payload: c.payload, is_user: c.isUserMessage,
       g_scene: c.grant?.scene ?? null, g_quota: c.grant?.quota ?? null,
       g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
     })));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number }>('bot_claim_batch', CLAIM_SQL, [input]));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number }>('bot_claim_batch', CLAIM_SQL, [input, JSON.stringify(replies)]));
+    if (items.length === 0) return [];
     const results: Array<ClaimResult | undefined> = new Array(items.length);
     for (const r of claimed) results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting) };
     const taken = items.map((c, i) => (results[i] ? null : c.key)).filter((k): k is string => k !== null);
@@ -112,18 +117,23 @@ export function createBotRepo(database: Database) {
     return results as ClaimResult[];
   }
 
-  async function storeReplies(items: Array<{ key: string; reply: string | null }>): Promise<void[]> {
-    await retryOnDeadlock(() => database.prepared('bot_store_replies', STORE_SQL, [JSON.stringify(items)]));
-    return items.map(() => undefined);
+  /** One statement per batch of claims and reply stores. */
+  async function write(ops: WriteOp[]): Promise<Array<ClaimResult | undefined>> {
+    const claims = ops.filter((o): o is Extract<WriteOp, { claim: ClaimInput }> => 'claim' in o).map((o) => o.claim);
+    const stores = ops.filter((o): o is Extract<WriteOp, { store: StoreInput }> => 'store' in o).map((o) => o.store);
+    const claimed = await claimMany(claims, stores);
+    let i = 0;
+    return ops.map((o) => ('claim' in o ? claimed[i++] : undefined));
   }
 
   // Concurrent webhook requests share statements and commits.
-  const claimBatched = createBatcher(claimMany, { maxBatch: 200, maxInflight: 4 });
-  const storeBatched = createBatcher(storeReplies, { maxBatch: 200, maxInflight: 4 });
+  const batched = createBatcher(write, { maxBatch: 200, maxInflight: 4 });
 
   return {
-    claim: (c: ClaimInput): Promise<ClaimResult> => claimBatched(c),
-    storeReply: (key: string, reply: string | null): Promise<void> => storeBatched({ key, reply }),
+    claim: async (claim: ClaimInput): Promise<ClaimResult> => (await batched({ claim }))!,
+    storeReply: async (key: string, reply: string | null): Promise<void> => {
+      await batched({ store: { key, reply } });
+    },
 
     async markDeferred(key: string) {
       await db.execute(sql`UPDATE webhook_dedup SET status = 'deferred' WHERE key = ${key}`);

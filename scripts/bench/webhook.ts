@@ -13,12 +13,13 @@
  *     pglite    the real server (server/src/main.ts) on PGlite in a fresh temp DATA_DIR;
  *     postgres  the real server on a fresh database bench_<random> on the local PostgreSQL (dropped at the end);
  *     bare      scripts/bench/bare-webhook.ts: Fastify + the same signature/decrypt/parse/reply helpers, no database.
- *   The servers run with LOG_LEVEL=warn, JOBS_ENABLED=false, sandbox credentials from loadConfig().
+ *   The servers run with the default LOG_LEVEL=info, JOBS_ENABLED=false, sandbox credentials from loadConfig().
  * - Every request is a distinct message, as WeChat sends them: a unique MsgId, an openid from a pool of 5,000 users,
  *   a fresh signature over (token, timestamp, nonce), and in AES mode its own encrypted envelope and msg_signature.
- *   Requests are pre-generated right before each run (timestamps of "now"; the server accepts ±300 s), sized from
- *   the rate seen so far, and handed out by autocannon's setupRequest from a cursor. Should a run outpace its pool,
- *   the rest are generated on the fly (costs load-generator CPU; the run is annotated).
+ *   Requests are pre-generated right before each run (timestamps of "now"; the server accepts ±300 s), twice as many
+ *   as the fastest run so far would need, and handed out by autocannon's setupRequest from a cursor. Should a run
+ *   outpace its pool, the rest are generated on the fly (load-generator CPU; the run is annotated) — except for the
+ *   bare route, which has no dedup, so it is simply sent requests again.
  * - Before loading, one message per (target, mode) is sent and its answer checked to be a valid text passive reply
  *   (MsgSignature verified and decrypted in AES mode). During runs, non-2xx responses, socket errors/timeouts and
  *   2xx bodies that are not a passive reply (e.g. `success`, what a dedup retry would get) are counted; any of
@@ -27,8 +28,12 @@
  *   round). Reported per (target, mode): the median over rounds of msgs/s (2xx per second), p50 and p99 latency.
  *   Latencies are recorded per response at sub-millisecond precision (autocannon's own histogram is whole ms).
  * - CPU per run (percent of one core; the machine has os.cpus().length of them) for the target process, this load
- *   generator process, PostgreSQL's processes and the whole machine, from /proc: it shows who the bottleneck is.
- * - Results are printed as markdown and written to docs/bench/webhook-latest.json.
+ *   generator process, PostgreSQL (postmaster, background processes and the backends of the bench database), everything
+ *   else, and the whole machine, from /proc: it shows who the bottleneck is and whether other work on a shared machine
+ *   depressed the numbers. "target CPU ms/msg" is the target process's CPU time per message.
+ * - The output names the code under test (a hash of server/src, migrations, shared, the bare route) and says so if it
+ *   changed during the run. Results are printed as markdown and written to docs/bench/webhook-latest.json.
+ * - Child processes, the temp DATA_DIR and the database are removed in `finally` and on SIGINT/SIGTERM.
  */
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -424,7 +429,7 @@ async function createBenchDatabase(pgAdminUrl: string, pgOptions: string | undef
 
 async function startServerTarget(kind: 'pglite' | 'postgres', opts: Options, cleanup: Cleanup): Promise<Target> {
   const port = await freePort();
-  const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', JOBS_ENABLED: 'false' };
+  const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', JOBS_ENABLED: 'false' };
   if (opts.dbPoolSize) env.DB_POOL_SIZE = String(opts.dbPoolSize);
   let database: string | undefined;
   if (kind === 'postgres') {

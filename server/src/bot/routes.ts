@@ -58,7 +58,9 @@ export async function webhookRoutes(app: FastifyInstance, opts: { config: Config
     return reply.type('text/plain; charset=utf-8').send(req.query.echostr);
   });
 
-  app.post('/wechat', { schema: { querystring: Query, hide: true }, bodyLimit: config.webhook.bodyLimit }, async (req: FastifyRequest<{ Querystring: QueryT }>, reply: FastifyReply) => {
+  // Per-request info logs would dominate at WeChat's volume: this route logs warnings and errors only
+  // (counts and latency are in /metrics).
+  app.post('/wechat', { schema: { querystring: Query, hide: true }, bodyLimit: config.webhook.bodyLimit, logLevel: 'warn' }, async (req: FastifyRequest<{ Querystring: QueryT }>, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
     const q = req.query;
     if (typeof req.body !== 'string') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'WeChat pushes are XML (text/xml)');

@@ -3,7 +3,7 @@
  * the same protocol work as the real webhook (server/src/bot/routes.ts) with the same helpers, and nothing else:
  *
  *   querystring schema → timestamp window + signature check → (aes: msg_signature check + decrypt)
- *   → parseWechatXml + toInbound → text passive reply with buildReplyXml → (aes: encryptReply)
+ *   → (aes: extractEncrypt, msg_signature, decrypt) → parseWechatXml + toInbound → text passive reply with buildReplyXml → (aes: encryptReply)
  *
  * No database, no dedup, no logging, no metrics: the ceiling the real route can be compared against.
  * Token, appid and EncodingAESKey come from loadConfig(process.env), exactly as the server gets them.
@@ -15,7 +15,7 @@ import { loadConfig } from '../../server/src/config.ts';
 import { MsgCrypt, safeEqualHex, wechatSignature } from '../../server/src/wechat/crypto.ts';
 import { toInbound } from '../../server/src/wechat/inbound.ts';
 import { buildReplyXml, encryptReply } from '../../server/src/wechat/reply.ts';
-import { leaf, parseWechatXml } from '../../server/src/wechat/xml.ts';
+import { extractEncrypt, parseWechatXml } from '../../server/src/wechat/xml.ts';
 
 /** The same reply text the server's seeded default reply sends, so reply sizes match. */
 const REPLY_TEXT = '收到～回复“帮助”查看可以做什么，或点击下方菜单。';
@@ -68,8 +68,12 @@ app.post<{ Querystring: Query; Body: string }>('/wechat', { schema: { querystrin
   let inboundXml = req.body;
   if (encrypted) {
     if (!crypt) throw new BadRequest(400, 'safe mode not configured');
-    const encrypt = leaf(parseWechatXml(req.body), 'Encrypt');
-    if (!encrypt) throw new BadRequest(400, 'missing <Encrypt>');
+    let encrypt: string;
+    try {
+      encrypt = extractEncrypt(req.body);
+    } catch {
+      throw new BadRequest(400, 'missing <Encrypt>');
+    }
     if (!q.msg_signature || !safeEqualHex(q.msg_signature, wechatSignature(token, q.timestamp!, q.nonce!, encrypt))) throw new BadRequest(401, 'msg_signature check failed');
     inboundXml = crypt.decrypt(encrypt);
   }

@@ -108,3 +108,15 @@ t.test('json › 64-bit ids survive API response parsing', async (t) => {
   t.equal(r.msgid, '271781022721654784');
   t.equal(r.n, 5);
 });
+
+t.test('xml › the safe-mode envelope yields exactly one Encrypt value', async (t) => {
+  const { extractEncrypt } = await import('../src/wechat/xml.ts');
+  t.equal(extractEncrypt(fixture('mp-encrypted-safe-derived.xml')), fixtureJson('crypto-vector-1.json').encrypt);
+  t.equal(extractEncrypt(fixture('mp-encrypted-compat-official-sample.xml')), fixtureJson('crypto-vector-1.json').encrypt, 'compatible mode: plaintext fields ignored');
+  t.equal(extractEncrypt('<xml><Encrypt>QUJD</Encrypt></xml>'), 'QUJD', 'CDATA is optional');
+  t.throws(() => extractEncrypt('<xml><Encrypt><![CDATA[QUJD]]></Encrypt><Encrypt><![CDATA[REVG]]></Encrypt></xml>'), XmlError, 'two Encrypt elements');
+  t.throws(() => extractEncrypt('<xml><ToUserName>a</ToUserName></xml>'), XmlError, 'none');
+  t.throws(() => extractEncrypt('<xml><Encrypt><![CDATA[not base64!]]></Encrypt></xml>'), XmlError);
+  t.throws(() => extractEncrypt('<!DOCTYPE x [<!ENTITY e "QUJD">]><xml><Encrypt>&e;</Encrypt></xml>'), XmlError);
+  t.throws(() => extractEncrypt('<foo><Encrypt>QUJD</Encrypt></foo>'), XmlError);
+});

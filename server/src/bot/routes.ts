@@ -10,7 +10,7 @@ import { AppError } from '../platform/errors.ts';
 import { MsgCrypt, MsgCryptError, safeEqualHex, wechatSignature } from '../wechat/crypto.ts';
 import { InboundError, toInbound } from '../wechat/inbound.ts';
 import { encryptReply, SUCCESS } from '../wechat/reply.ts';
-import { leaf, parseWechatXml, XmlError } from '../wechat/xml.ts';
+import { extractEncrypt, parseWechatXml, XmlError } from '../wechat/xml.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import type { BotService } from './service.ts';
 
@@ -73,9 +73,13 @@ export async function webhookRoutes(app: FastifyInstance, opts: { config: Config
     let inboundXml = req.body;
     if (encrypted) {
       if (!crypt) throw new AppError('BAD_REQUEST', 'safe mode is not configured (WECHAT_ENCODING_AES_KEY)');
-      const envelope = parseOrThrow(req.body);
-      const encrypt = leaf(envelope, 'Encrypt');
-      if (!encrypt) throw new AppError('MALFORMED_XML', 'missing <Encrypt>');
+      let encrypt: string;
+      try {
+        encrypt = extractEncrypt(req.body);
+      } catch (err) {
+        if (err instanceof XmlError) throw new AppError('MALFORMED_XML', err.message);
+        throw err;
+      }
       // msg_signature = sha1(sort(token, timestamp, nonce, Encrypt)): check before decrypting.
       if (!q.msg_signature || !safeEqualHex(q.msg_signature, wechatSignature(token, q.timestamp!, q.nonce!, encrypt))) throw new AppError('BAD_SIGNATURE', 'msg_signature check failed');
       try {

@@ -48,6 +48,23 @@ export function parseWechatXml(body: string): XmlNode {
   return root as XmlNode;
 }
 
+const ENCRYPT = /<Encrypt>\s*(?:<!\[CDATA\[([A-Za-z0-9+/=\s]*)\]\]>|([A-Za-z0-9+/=\s]*))\s*<\/Encrypt>/g;
+
+/**
+ * The Encrypt value of a safe/compatible-mode envelope. Nothing else in the envelope is trusted (the
+ * signature covers Encrypt only; the decrypted XML is parsed in full), so one base64 value is all we need:
+ * exactly one <Encrypt> element with base64 content, inside an <xml> root, no DTD.
+ */
+export function extractEncrypt(body: string): string {
+  if (DTD.test(body)) throw new XmlError('DTD and entity declarations are not allowed');
+  if (!/^\s*(<\?xml[^>]*\?>\s*)?<xml>/.test(body) || !/<\/xml>\s*$/.test(body)) throw new XmlError('root element must be <xml>');
+  const matches = [...body.matchAll(ENCRYPT)];
+  if (matches.length !== 1) throw new XmlError(matches.length === 0 ? 'missing <Encrypt>' : 'more than one <Encrypt>');
+  const value = (matches[0]![1] ?? matches[0]![2] ?? '').replace(/\s+/g, '');
+  if (value.length === 0) throw new XmlError('empty <Encrypt>');
+  return value;
+}
+
 /** First text value of a child element, or undefined. */
 export function leaf(node: XmlNode | undefined, name: string): string | undefined {
   const v = node?.[name]?.[0];

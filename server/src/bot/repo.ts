@@ -58,9 +58,10 @@ const CLAIM_SQL = `
         RETURNING 1
       ), r AS (
         -- Replies of earlier messages ride along with the next claims: no statement or commit of their own.
-        UPDATE webhook_dedup w SET status = 'replied', reply = v.reply
-        FROM jsonb_to_recordset($2::jsonb) AS v(key text, reply text)
-        WHERE w.key = v.key
+        -- $2 is {key: reply}. "= ANY(ARRAY(…))" keeps this an index lookup: a join against a set-returning
+        -- function (estimated at 100 rows) made the planner hash-join a sequential scan of the whole table.
+        UPDATE webhook_dedup w SET status = 'replied', reply = $2::jsonb ->> w.key
+        WHERE w.key = ANY(ARRAY(SELECT jsonb_object_keys($2::jsonb)))
         RETURNING 1
       )
       SELECT c.ord,
@@ -98,7 +99,8 @@ export function createBotRepo(database: Database) {
       g_scene: c.grant?.scene ?? null, g_quota: c.grant?.quota ?? null,
       g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
     })));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number }>('bot_claim_batch', CLAIM_SQL, [input, JSON.stringify(replies)]));
+    const replyByKey = JSON.stringify(Object.fromEntries(replies.map((r) => [r.key, r.reply])));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number }>('bot_claim_batch', CLAIM_SQL, [input, replyByKey]));
     if (items.length === 0) return [];
     const results: Array<ClaimResult | undefined> = new Array(items.length);
     for (const r of claimed) results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting) };
@@ -106,7 +108,7 @@ export function createBotRepo(database: Database) {
     if (taken.length > 0) {
       // Retries: what happened to the first attempt?
       const rows = rowsOf<{ key: string; status: 'processing' | 'replied' | 'deferred'; reply: string | null }>(await db.execute(sql`
-        SELECT key, status, reply FROM webhook_dedup WHERE key IN (SELECT jsonb_array_elements_text(${JSON.stringify(taken)}::jsonb))`));
+        SELECT key, status, reply FROM webhook_dedup WHERE key = ANY(ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(taken)}::jsonb)))`));
       const byKey = new Map(rows.map((r) => [r.key, r]));
       items.forEach((c, i) => {
         if (results[i]) return;

@@ -2,11 +2,14 @@
  * Webhook benchmark: messages/s and p50/p99 latency of POST /wechat for text messages, plaintext and safe (AES)
  * mode, on PGlite and on PostgreSQL, next to a bare Fastify route doing the same protocol work without a database.
  *
- *   npm run bench:webhook -- [--connections 32] [--duration 10] [--warmup 2] [--rounds 3]
+ *   npm run bench:webhook -- [--connections 64] [--duration 10] [--warmup 2] [--rounds 3]
  *                            [--only pglite,postgres,bare] [--modes plain,aes] [--db-pool-size 16]
  *                            [--pg-admin-url postgres://postgres@127.0.0.1:5432/test] [--cpu-prof]
  *                            [--pg-options="-c synchronous_commit=off"]  (diagnostics: session settings for the server)
  *                            [--json docs/bench/webhook-latest.json]     (where the JSON results go)
+ *
+ * 64 concurrent connections by default: at 32 the single event loop and the batched database round trip run in
+ * lockstep and the server idles while a batch commits (figures for both are in docs/BENCHMARKS.md).
  *
  * Method
  * - Targets are child processes, so the load generator (autocannon, in this process) never shares their event loop:
@@ -88,7 +91,7 @@ function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
-      connections: { type: 'string', default: '32' },
+      connections: { type: 'string', default: '64' },
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
       rounds: { type: 'string', default: '3' },

@@ -34,10 +34,7 @@ export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: Bat
   function schedule() {
     if (scheduled || queue.length === 0) return;
     scheduled = true;
-    // With a free slot, go after the current tick's microtasks, so the database starts on the first requests of a
-    // burst while the event loop still parses the rest; with every slot busy, calls pile up for the next batch.
-    if (inflight < opts.maxInflight) queueMicrotask(pump);
-    else setImmediate(pump);
+    setImmediate(pump);
   }
 
   return (item: I): Promise<O> =>

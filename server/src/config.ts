@@ -38,6 +38,7 @@ const schema = {
     OPS_ADMIN_PASSWORD: { type: 'string', minLength: 8 },
     OPS_TOKEN_TTL_S: { type: 'integer', minimum: 60, default: 43200 },
     PII_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
+    CODE_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
     JOBS_ENABLED: { type: 'boolean', default: true },
   },
 } as const;
@@ -64,6 +65,8 @@ export interface Config {
   readonly ops: { readonly adminPassword: string; readonly adminPasswordIsDefault: boolean; readonly tokenTtlS: number };
   /** 32-byte key for field encryption of personal data (phone numbers). */
   readonly piiKey: Buffer;
+  /** 32-byte secret of the pack codes: the database stores HMAC(CODE_KEY, code), and generated batches are re-derived from it. */
+  readonly codeKey: Buffer;
   readonly jobsEnabled: boolean;
 }
 
@@ -108,7 +111,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const v = values as Record<string, any>;
   const sandbox: boolean = v.WECHAT_SANDBOX ?? !v.WECHAT_APPSECRET;
   if (!sandbox) {
-    for (const name of ['WECHAT_APPID', 'WECHAT_APPSECRET', 'WECHAT_TOKEN', 'OPS_ADMIN_PASSWORD', 'PII_KEY']) {
+    for (const name of ['WECHAT_APPID', 'WECHAT_APPSECRET', 'WECHAT_TOKEN', 'OPS_ADMIN_PASSWORD', 'PII_KEY', 'CODE_KEY']) {
       if (v[name] === undefined) throw new ConfigError(name, 'is required when WECHAT_SANDBOX is off');
     }
   }
@@ -117,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ? Buffer.from(v.PII_KEY, 'base64')
     : // Sandbox only: a fixed, derived key so local data stays readable across restarts.
       createHash('sha256').update(`sandbox-pii:${appId}`).digest();
+  const codeKey = v.CODE_KEY ? Buffer.from(v.CODE_KEY, 'base64') : createHash('sha256').update(`sandbox-codes:${appId}`).digest();
   return Object.freeze({
     env: v.NODE_ENV,
     port: v.PORT,
@@ -144,6 +148,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       tokenTtlS: v.OPS_TOKEN_TTL_S,
     }),
     piiKey,
+    codeKey,
     jobsEnabled: v.JOBS_ENABLED,
   });
 }

@@ -1,4 +1,4 @@
-import { pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 /**
  * Dedup of WeChat's retries (it retries 3 times, 5 s apart): one row per inbound key.
@@ -12,4 +12,17 @@ export const webhookDedup = pgTable('webhook_dedup', {
   /** Plaintext reply XML, re-encrypted per request when the retry came in safe mode. */
   reply: text('reply'),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * Multi-turn dialogs (waiting for a code, a golden-question answer, a phone number): one active dialog per user,
+ * read together with the dedup claim so routing costs no extra round trip. Survives restarts; ends at `expiresAt`.
+ */
+export const dialogs = pgTable('dialogs', {
+  openid: text('openid').primaryKey(),
+  /** The capability flow that owns the dialog, e.g. `campaign.code`, `campaign.question`, `fulfilment.phone`. */
+  flow: text('flow').notNull(),
+  state: jsonb('state').notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
 });

@@ -5,3 +5,6 @@ export * from '../replies/tables.ts';
 export * from '../messaging/tables.ts';
 export * from '../wechat/tables.ts';
 export * from '../ops/tables.ts';
+export * from '../campaigns/tables.ts';
+export * from '../members/tables.ts';
+export * from '../fulfilment/tables.ts';

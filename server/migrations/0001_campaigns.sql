@@ -26,6 +26,8 @@ CREATE TABLE "campaign_user_counters" (
 	"day" date NOT NULL,
 	"day_count" integer DEFAULT 0 NOT NULL,
 	"total" integer DEFAULT 0 NOT NULL,
+	"day_limit" integer,
+	"total_limit" integer,
 	CONSTRAINT "campaign_user_counters_campaign_id_openid_pk" PRIMARY KEY("campaign_id","openid")
 );
 --> statement-breakpoint
@@ -91,7 +93,7 @@ CREATE TABLE "draws" (
 	"openid" text NOT NULL,
 	"mode" text NOT NULL,
 	"eligible" jsonb NOT NULL,
-	"roll" integer,
+	"roll" bigint,
 	"drawn_prize_id" integer,
 	"prize_id" integer,
 	"outcome" text NOT NULL,
@@ -223,4 +225,6 @@ CREATE INDEX "fulfilment_events_job_idx" ON "fulfilment_events" USING btree ("fu
 CREATE UNIQUE INDEX "fulfilments_source_key_uq" ON "fulfilments" USING btree ("source_key");--> statement-breakpoint
 CREATE UNIQUE INDEX "fulfilments_out_no_uq" ON "fulfilments" USING btree ("out_no");--> statement-breakpoint
 CREATE INDEX "fulfilments_due_idx" ON "fulfilments" USING btree ("state","next_attempt_at");--> statement-breakpoint
-CREATE INDEX "fulfilments_openid_idx" ON "fulfilments" USING btree ("openid","state");
+CREATE INDEX "fulfilments_openid_idx" ON "fulfilments" USING btree ("openid","state");--> statement-breakpoint
+CREATE INDEX "fulfilments_campaign_idx" ON "fulfilments" USING btree ("campaign_id","prize_id","state");--> statement-breakpoint
+CREATE INDEX "fulfilments_draw_idx" ON "fulfilments" USING btree ("draw_id");

@@ -2,6 +2,7 @@ import { lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
 import { createBatcher } from '../platform/batcher.ts';
 import { webhookDedup } from './tables.ts';
+import type { ActiveDialog } from './dialogs.ts';
 
 export type CsScene = 'message' | 'menu' | 'follow' | 'scan';
 
@@ -22,7 +23,7 @@ export interface ClaimInput {
 }
 
 export type ClaimResult =
-  | { claimed: true; waitingMessages: number }
+  | { claimed: true; waitingMessages: number; dialog: ActiveDialog | null }
   | { claimed: false; status: 'processing' | 'replied' | 'deferred'; reply: string | null };
 
 // jsonb_to_recordset turns one JSON parameter into the batch (the same on node-postgres and PGlite).
@@ -66,7 +67,10 @@ const CLAIM_SQL = `
       )
       SELECT c.ord,
         CASE WHEN c.g_scene IS NULL THEN 0
-             ELSE (SELECT count(*) FROM cs_outbox o WHERE o.openid = c.openid AND o.status = 'waiting') END::int AS waiting
+             ELSE (SELECT count(*) FROM cs_outbox o WHERE o.openid = c.openid AND o.status = 'waiting') END::int AS waiting,
+        -- The user's active dialog (waiting for a code, an answer, a phone number) rides along too.
+        (SELECT jsonb_build_object('flow', dl.flow, 'state', dl.state, 'expiresAt', dl.expires_at)
+           FROM dialogs dl WHERE dl.openid = c.openid AND dl.expires_at > c.received_at) AS dialog
       FROM c`;
 
 interface StoreInput { key: string; reply: string | null }
@@ -100,10 +104,13 @@ export function createBotRepo(database: Database) {
       g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
     })));
     const replyByKey = JSON.stringify(Object.fromEntries(replies.map((r) => [r.key, r.reply])));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number }>('bot_claim_batch', CLAIM_SQL, [input, replyByKey]));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v2', CLAIM_SQL, [input, replyByKey]));
     if (items.length === 0) return [];
     const results: Array<ClaimResult | undefined> = new Array(items.length);
-    for (const r of claimed) results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting) };
+    for (const r of claimed) {
+      const dialog = r.dialog ? { flow: r.dialog.flow, state: r.dialog.state, expiresAt: new Date(r.dialog.expiresAt) } : null;
+      results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting), dialog };
+    }
     const taken = items.map((c, i) => (results[i] ? null : c.key)).filter((k): k is string => k !== null);
     if (taken.length > 0) {
       // Retries: what happened to the first attempt?

@@ -7,18 +7,25 @@ import type { ReplyMessage } from '../../../shared/replies.ts';
 import type { Inbound } from '../wechat/inbound.ts';
 import type { RepliesService } from '../replies/service.ts';
 import type { FollowersService } from '../followers/service.ts';
+import type { ActiveDialog } from './dialogs.ts';
 
 export interface BotContext {
   inbound: Inbound;
   openid: string;
   now: Date;
   log: FastifyBaseLogger;
+  /** The user's active dialog, read with the dedup claim (null when none or expired). */
+  dialog: ActiveDialog | null;
 }
 
 /** A reply, `null` for "handled, no reply", `undefined` for "not mine, ask the next one". */
 export type HandlerResult = ReplyMessage | null | undefined;
 
 export interface BotExtensions {
+  /** Handlers of active dialogs by flow name; `undefined` lets the message route normally (the dialog stays). */
+  dialogFlows: Map<string, (ctx: BotContext, dialog: ActiveDialog) => Promise<HandlerResult>>;
+  /** Exact text commands (trimmed, e.g. "抽奖", "领奖"), checked before keyword rules. */
+  commands: Map<string, (ctx: BotContext) => Promise<HandlerResult>>;
   /** Checked before anything else (e.g. a dialog waiting for this user's answer). */
   interceptors: Array<(ctx: BotContext) => Promise<HandlerResult>>;
   /** Checked for text after keyword rules (e.g. something that looks like a pack code). */
@@ -28,7 +35,7 @@ export interface BotExtensions {
 }
 
 export function createExtensions(): BotExtensions {
-  return { interceptors: [], textMatchers: [], flows: new Map() };
+  return { dialogFlows: new Map(), commands: new Map(), interceptors: [], textMatchers: [], flows: new Map() };
 }
 
 export function createRouter(deps: { replies: RepliesService; followers: FollowersService; ext: BotExtensions }) {
@@ -47,6 +54,11 @@ export function createRouter(deps: { replies: RepliesService; followers: Followe
   }
 
   async function onText(ctx: BotContext, text: string): Promise<ReplyMessage | null> {
+    const command = ext.commands.get(text.trim());
+    if (command) {
+      const r = await command(ctx);
+      if (r !== undefined) return r;
+    }
     const keyword = await replies.matchKeyword(text);
     if (keyword) return keyword;
     for (const m of ext.textMatchers) {
@@ -57,6 +69,13 @@ export function createRouter(deps: { replies: RepliesService; followers: Followe
   }
 
   return async function route(ctx: BotContext): Promise<ReplyMessage | null> {
+    if (ctx.dialog) {
+      const handler = ext.dialogFlows.get(ctx.dialog.flow);
+      if (handler) {
+        const r = await handler(ctx, ctx.dialog);
+        if (r !== undefined) return r;
+      }
+    }
     for (const i of ext.interceptors) {
       const r = await i(ctx);
       if (r !== undefined) return r;

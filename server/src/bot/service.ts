@@ -13,6 +13,7 @@ import { buildReplyXml } from '../wechat/reply.ts';
 import type { MessagingService } from '../messaging/service.ts';
 import { createBotRepo, type ClaimInput } from './repo.ts';
 import type { Router } from './router.ts';
+import type { ActiveDialog } from './dialogs.ts';
 
 const HOUR = 3_600_000;
 const USER_MESSAGES = new Set(['text', 'image', 'voice', 'video', 'shortvideo', 'location', 'link']);
@@ -58,11 +59,11 @@ export function createBotService(deps: {
   }
 
   /** Route within the budget. The reply is stored for retries after it is sent: WeChat retries only after 5 s. */
-  async function answer(m: Inbound, key: string, waitingMessages: number, now: Date): Promise<HandleResult> {
+  async function answer(m: Inbound, key: string, waitingMessages: number, dialog: ActiveDialog | null, now: Date): Promise<HandleResult> {
     if (waitingMessages > 0) track(messaging.flushWaiting(m.fromUser).catch((err) => log.error({ err }, 'flushing waiting messages failed')));
     if (m.kind === 'unknown') log.warn({ msgType: m.msgType, event: m.event }, 'unknown inbound kind, answered success');
 
-    const work = router({ inbound: m, openid: m.fromUser, now, log }).catch((err: unknown) => {
+    const work = router({ inbound: m, openid: m.fromUser, now, log, dialog }).catch((err: unknown) => {
       log.error({ err, openid: m.fromUser, kind: m.kind }, 'handler failed');
       return { type: 'text', content: CHAT_TEXT.busy } as ReplyMessage;
     });
@@ -111,7 +112,7 @@ export function createBotService(deps: {
         const xml = running ? await running : null;
         return xml ? { xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
       }
-      const result = answer(m, key, claim.waitingMessages, now);
+      const result = answer(m, key, claim.waitingMessages, claim.dialog, now);
       pending.set(key, result.then((r) => r.xml, () => null));
       return result.then(
         (r) => {

@@ -147,7 +147,7 @@ export const draws = pgTable('draws', {
   /** [[prizeId, weight], …] at draw time. */
   eligible: jsonb('eligible').$type<Array<[number, number]>>().notNull(),
   /** The uniform random number in [0, Σweights) (dynamic mode). */
-  roll: integer('roll'),
+  roll: bigint('roll', { mode: 'number' }),
   /** What the draw picked (null = thanks). */
   drawnPrizeId: integer('drawn_prize_id'),
   /** What was issued (null = thanks: a loss, or the picked prize was out of stock). */
@@ -167,6 +167,9 @@ export const campaignUserCounters = pgTable('campaign_user_counters', {
   day: date('day', { mode: 'string' }).notNull(),
   dayCount: integer('day_count').notNull().default(0),
   total: integer('total').notNull().default(0),
+  /** The campaign's limits when last counted (carried in the row so one upsert can check them). */
+  dayLimit: integer('day_limit'),
+  totalLimit: integer('total_limit'),
 }, (t) => [primaryKey({ columns: [t.campaignId, t.openid] })]);
 
 /** Golden-question answers on the user's profile, with source and time. One per question key per user. */

@@ -250,13 +250,20 @@ export function createRepliesService(deps: { db: Db; clock: Clock; cacheTtlMs: n
       }
       if ((await repo.listKeyActions()).length === 0) {
         await repo.upsertKeyAction({ key: 'MEMBER_CENTER', action: { type: 'reply', reply: { type: 'text', content: '会员中心：打开小程序即可查看积分、等级和优惠券。' } } });
-        await repo.upsertKeyAction({ key: 'REDEEM', action: { type: 'reply', reply: { type: 'text', content: '请发送包装内的兑奖码。' } } });
+        // Flows are registered by capabilities (campaigns/chat.ts): redeem = wait for a code, draw = resume a draw.
+        await repo.upsertKeyAction({ key: 'REDEEM', action: { type: 'flow', flow: 'redeem' } });
+        await repo.upsertKeyAction({ key: 'SCAN_REDEEM', action: { type: 'flow', flow: 'redeem' } });
+        await repo.upsertKeyAction({ key: 'DRAW', action: { type: 'flow', flow: 'draw' } });
       }
       if ((await repo.listMenus()).length === 0) {
         await repo.insertMenu({
           name: '默认菜单', kind: 'default',
           buttons: [
-            { type: 'click', name: '兑奖', key: 'REDEEM' },
+            { name: '兑奖', sub_button: [
+              { type: 'click', name: '输入兑奖码', key: 'REDEEM' },
+              { type: 'scancode_waitmsg', name: '扫码兑奖', key: 'SCAN_REDEEM' },
+              { type: 'click', name: '继续抽奖', key: 'DRAW' },
+            ] },
             { type: 'click', name: '会员中心', key: 'MEMBER_CENTER' },
             { name: '更多', sub_button: [{ type: 'view', name: '品牌官网', url: 'https://example.com/' }] },
           ],

@@ -1,0 +1,37 @@
+/**
+ * Multi-turn dialogs: one active dialog per user, owned by a capability flow (`campaign.code`,
+ * `campaign.question`, `fulfilment.phone` …). The webhook reads the active dialog together with the dedup claim,
+ * so a message costs no extra round trip to find out whether it answers a question. State lives in the
+ * database: a dialog survives restarts and any instance can continue it; it ends at `expiresAt`.
+ */
+import { and, eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client.ts';
+import { dialogs } from './tables.ts';
+
+export interface ActiveDialog {
+  flow: string;
+  state: unknown;
+  expiresAt: Date;
+}
+
+export function createDialogStore(database: Database) {
+  const { db } = database;
+  return {
+    async get(openid: string, now: Date): Promise<ActiveDialog | null> {
+      const [row] = await db.select().from(dialogs).where(and(eq(dialogs.openid, openid), sql`${dialogs.expiresAt} > ${now.toISOString()}`));
+      return row ? { flow: row.flow, state: row.state, expiresAt: row.expiresAt } : null;
+    },
+
+    /** Start or continue a dialog (replaces any other flow's dialog of this user). */
+    async set(openid: string, flow: string, state: unknown, expiresAt: Date, now: Date): Promise<void> {
+      await db.insert(dialogs).values({ openid, flow, state, expiresAt, updatedAt: now })
+        .onConflictDoUpdate({ target: dialogs.openid, set: { flow, state, expiresAt, updatedAt: now } });
+    },
+
+    /** End the user's dialog; with `flow`, only if that flow still owns it. */
+    async clear(openid: string, flow?: string): Promise<void> {
+      await db.delete(dialogs).where(flow ? and(eq(dialogs.openid, openid), eq(dialogs.flow, flow)) : eq(dialogs.openid, openid));
+    },
+  };
+}
+export type DialogStore = ReturnType<typeof createDialogStore>;

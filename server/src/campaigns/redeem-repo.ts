@@ -1,0 +1,293 @@
+/**
+ * The redemption and draw statements (SQL only). Both are set-based: concurrent chat messages share one statement
+ * and one commit (see platform/batcher.ts), and every rule that must hold under concurrency is a condition of the
+ * statement itself — the code is taken by a conditional update, the per-user limits by a conditional upsert, the
+ * draw by a conditional update of its redemption, stock by a conditional decrement of one shard.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import type { Database, Tx } from '../db/client.ts';
+
+/** `$n` placeholders → a drizzle SQL with bound parameters (to run a statement inside a transaction). */
+function bind(text: string, values: unknown[]): SQL {
+  const parts = text.split(/\$(\d+)/);
+  const chunks: SQL[] = [];
+  parts.forEach((p, i) => chunks.push(i % 2 === 0 ? sql.raw(p) : sql`${values[Number(p) - 1]}`));
+  return sql.join(chunks, sql.raw(''));
+}
+
+const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
+
+async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 3) throw err;
+    }
+  }
+}
+
+export interface RedeemInput {
+  /** Lookup key (hex of the 16-byte HMAC). */
+  key: string;
+  openid: string;
+  at: Date;
+  /** Campaign-local day for the daily limit. */
+  day: string;
+}
+
+export interface RedeemRow {
+  ord: number;
+  redemption_id: string | null;
+  campaign_id: number | null;
+  batch_status: string | null;
+  campaign_status: string | null;
+  starts_at: Date | string | null;
+  ends_at: Date | string | null;
+  redeemed_by: string | null;
+  redeemed_at: Date | string | null;
+  counted: boolean;
+  candidate: boolean;
+  c_day: string | null;
+  day_count: number | null;
+  total: number | null;
+  per_day: number | null;
+  per_campaign: number | null;
+  deck_prize_id: number | null;
+  answered: string[];
+}
+
+// One row per message. Several messages of one batch may carry the same code: the earliest wins (DISTINCT ON).
+// Callers never put two messages of one user in one batch (the ON CONFLICT upsert could not count both).
+const REDEEM_SQL = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, key text, openid text, at timestamptz, day date)
+), hit AS (
+  SELECT c.key, c.batch_id, c.prize_id, c.redeemed_by, c.redeemed_at FROM codes c
+  WHERE c.key = ANY(ARRAY(SELECT decode(key, 'hex') FROM input))
+), info AS (
+  SELECT i.ord, i.openid, i.at, i.day, h.key, h.batch_id, h.prize_id, h.redeemed_by, h.redeemed_at,
+         b.status AS batch_status, b.campaign_id, cp.status AS campaign_status, cp.starts_at, cp.ends_at,
+         cp.redemptions_per_day AS per_day, cp.draws_per_campaign AS per_campaign
+  FROM input i
+  JOIN hit h ON h.key = decode(i.key, 'hex')
+  JOIN code_batches b ON b.id = h.batch_id
+  JOIN campaigns cp ON cp.id = b.campaign_id
+), cand AS (
+  SELECT DISTINCT ON (key) * FROM info
+  WHERE redeemed_at IS NULL AND batch_status = 'active' AND campaign_status = 'live' AND starts_at <= at AND ends_at > at
+  ORDER BY key, ord
+), lim AS (
+  INSERT INTO campaign_user_counters AS u (campaign_id, openid, day, day_count, total, day_limit, total_limit)
+  SELECT campaign_id, openid, day, 1, 1, per_day, per_campaign FROM cand ORDER BY campaign_id, openid
+  ON CONFLICT (campaign_id, openid) DO UPDATE SET
+    day_count = CASE WHEN u.day = EXCLUDED.day THEN u.day_count + 1 ELSE 1 END,
+    day = EXCLUDED.day, total = u.total + 1, day_limit = EXCLUDED.day_limit, total_limit = EXCLUDED.total_limit
+  WHERE (u.day <> EXCLUDED.day OR EXCLUDED.day_limit IS NULL OR u.day_count < EXCLUDED.day_limit)
+    AND (EXCLUDED.total_limit IS NULL OR u.total < EXCLUDED.total_limit)
+  RETURNING campaign_id, openid
+), upd AS (
+  UPDATE codes c SET redeemed_by = cand.openid, redeemed_at = cand.at
+  FROM cand JOIN lim ON lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
+  WHERE c.key = ANY(ARRAY(SELECT key FROM cand)) AND c.key = cand.key AND c.redeemed_at IS NULL
+  RETURNING cand.ord
+), red AS (
+  INSERT INTO redemptions (campaign_id, batch_id, code_key, openid, status, deck_prize_id, redeemed_at)
+  SELECT cand.campaign_id, cand.batch_id, cand.key, cand.openid, 'redeemed', cand.prize_id, cand.at
+  FROM cand JOIN upd ON upd.ord = cand.ord
+  ORDER BY cand.key
+  RETURNING id, code_key
+)
+SELECT i.ord, red.id::text AS redemption_id, info.campaign_id, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
+  info.redeemed_by, info.redeemed_at, (lim.openid IS NOT NULL) AS counted, (cand.ord IS NOT NULL) AS candidate,
+  u2.day::text AS c_day, u2.day_count, u2.total, info.per_day, info.per_campaign, info.prize_id AS deck_prize_id,
+  CASE WHEN red.id IS NULL THEN '[]'::jsonb ELSE
+    (SELECT coalesce(jsonb_agg(pa.question_key), '[]'::jsonb) FROM profile_answers pa WHERE pa.openid = i.openid) END AS answered
+FROM input i
+LEFT JOIN info ON info.ord = i.ord
+LEFT JOIN cand ON cand.ord = i.ord
+LEFT JOIN lim ON cand.ord IS NOT NULL AND lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
+LEFT JOIN red ON cand.ord IS NOT NULL AND red.code_key = cand.key
+LEFT JOIN campaign_user_counters u2 ON u2.campaign_id = info.campaign_id AND u2.openid = i.openid`;
+
+export interface DrawInput {
+  redemptionId: string;
+  mode: 'dynamic' | 'deck';
+  eligible: Array<[number, number]>;
+  roll: number | null;
+  drawnPrizeId: number | null;
+  /** What is issued (null = thanks). */
+  prizeId: number | null;
+  outcome: 'won' | 'lost' | 'out_of_stock';
+  at: Date;
+  /** Fulfilment of the prize (null for thanks). Points are credited in the statement itself. */
+  fulfilKind: 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | null;
+  fulfilAmount: number;
+  /** Points credited now: the prize's points when won, consolation points when lost. */
+  points: number;
+}
+
+export interface DrawRow {
+  ord: number;
+  draw_id: string | null;
+  balance: string | number | null;
+}
+
+// Draws, set-based. The redemption's status flips redeemed → drawn exactly once (the gate); only gated rows get a
+// draw, a ledger entry and a fulfilment job. Points (prize or consolation) are credited in the same statement:
+// balance and ledger row change together, keyed `draw:<id>` / `consolation:<id>` (the ledger's idempotency keys).
+const DRAW_SQL = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, redemption_id bigint, mode text, eligible jsonb, roll bigint,
+    drawn_prize_id int, prize_id int, outcome text, at timestamptz, f_kind text, f_amount int, points int)
+), gate AS (
+  UPDATE redemptions r SET status = 'drawn', drawn_at = i.at FROM input i
+  WHERE r.id = ANY(ARRAY(SELECT redemption_id FROM input)) AND r.id = i.redemption_id AND r.status = 'redeemed'
+  RETURNING r.id, r.campaign_id, r.openid, i.ord, i.mode, i.eligible, i.roll, i.drawn_prize_id, i.prize_id, i.outcome, i.at, i.f_kind, i.f_amount, i.points
+), d AS (
+  INSERT INTO draws (redemption_id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, created_at)
+  SELECT id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, at FROM gate ORDER BY id
+  RETURNING id, redemption_id
+), g AS (
+  SELECT gate.*, d.id AS draw_id, CASE WHEN gate.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key
+  FROM gate JOIN d ON d.redemption_id = gate.id
+), acct AS (
+  INSERT INTO points_accounts (openid, balance, updated_at)
+  SELECT openid, points, at FROM g WHERE points > 0 ORDER BY openid
+  ON CONFLICT (openid) DO UPDATE SET balance = points_accounts.balance + EXCLUDED.balance, updated_at = EXCLUDED.updated_at
+  RETURNING openid, balance
+), led AS (
+  INSERT INTO points_ledger (openid, delta, balance_after, idempotency_key, reason, detail, created_at)
+  SELECT g.openid, g.points, acct.balance, g.points_key, CASE WHEN g.outcome = 'won' THEN 'lottery_prize' ELSE 'lottery_consolation' END,
+         jsonb_build_object('drawId', g.draw_id, 'campaignId', g.campaign_id), g.at
+  FROM g JOIN acct ON acct.openid = g.openid WHERE g.points > 0
+  RETURNING 1
+), f AS (
+  INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
+  SELECT CASE WHEN g.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || g.draw_id, g.draw_id, g.campaign_id, g.openid, g.prize_id,
+         coalesce(g.f_kind, 'points'), CASE WHEN g.f_kind IS NULL THEN g.points ELSE g.f_amount END,
+         CASE WHEN coalesce(g.f_kind, 'points') = 'points' THEN 'succeeded' ELSE 'pending' END, g.at,
+         CASE WHEN g.outcome = 'won' THEN 'D' ELSE 'C' END || g.draw_id,
+         CASE WHEN coalesce(g.f_kind, 'points') = 'points' THEN jsonb_build_object('ledgerKey', g.points_key) END, g.at, g.at
+  FROM g WHERE g.f_kind IS NOT NULL OR g.points > 0
+  RETURNING 1
+)
+SELECT i.ord, g.draw_id::text AS draw_id, acct.balance FROM input i LEFT JOIN g ON g.ord = i.ord LEFT JOIN acct ON acct.openid = g.openid`;
+
+function drawJson(items: DrawInput[]) {
+  return JSON.stringify(items.map((d, ord) => ({
+    ord, redemption_id: d.redemptionId, mode: d.mode, eligible: d.eligible, roll: d.roll, drawn_prize_id: d.drawnPrizeId,
+    prize_id: d.prizeId, outcome: d.outcome, at: d.at.toISOString(), f_kind: d.fulfilKind, f_amount: d.fulfilAmount, points: d.points,
+  })));
+}
+
+export function createRedeemRepo(database: Database) {
+  const { db } = database;
+
+  async function drawMany(items: DrawInput[], tx: Tx = db): Promise<DrawRow[]> {
+    const json = drawJson(items);
+    const rows = tx === db
+      ? await retryOnDeadlock(() => database.prepared<DrawRow>('campaign_draw_batch', DRAW_SQL, [json]))
+      : rowsOf<DrawRow>(await tx.execute(bind(DRAW_SQL, [json])));
+    return rows.sort((a, b) => a.ord - b.ord);
+  }
+
+  return {
+    async redeemMany(items: RedeemInput[]): Promise<RedeemRow[]> {
+      const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day })));
+      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch', REDEEM_SQL, [input]));
+      return rows.sort((a, b) => a.ord - b.ord);
+    },
+
+    /** A user's counter was taken but the code went to a concurrent redeemer: give the count back. */
+    async uncount(campaignId: number, openid: string, day: string) {
+      await db.execute(sql`UPDATE campaign_user_counters SET total = greatest(total - 1, 0),
+        day_count = CASE WHEN day = ${day} THEN greatest(day_count - 1, 0) ELSE day_count END
+        WHERE campaign_id = ${campaignId} AND openid = ${openid}`);
+    },
+
+    drawMany,
+
+    /**
+     * A draw of a prize with limited stock, in one transaction: lock the redemption, take one unit from a shard
+     * (the preferred one, else any with stock; total and daily cap in the same row), record the draw. Returns
+     * whether the unit was taken; `null` when the redemption was already drawn.
+     */
+    async drawWithStock(item: DrawInput, opts: { shard: number; day: string; lossPoints: number }): Promise<{ row: DrawRow; issued: boolean } | null> {
+      return db.transaction(async (tx) => {
+        const locked = rowsOf<{ id: string }>(await tx.execute(sql`SELECT id FROM redemptions WHERE id = ${item.redemptionId} AND status = 'redeemed' FOR UPDATE`));
+        if (locked.length === 0) return null;
+        const taken = rowsOf<{ prize_id: number }>(await tx.execute(sql`
+          WITH pick AS (
+            SELECT prize_id, shard FROM prize_stock_shards
+            WHERE prize_id = ${item.prizeId} AND remaining > 0
+              AND (daily_share IS NULL OR (CASE WHEN day = ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
+            ORDER BY shard = ${opts.shard} DESC, random() LIMIT 1 FOR UPDATE
+          )
+          UPDATE prize_stock_shards s SET remaining = s.remaining - 1,
+            issued_today = CASE WHEN s.day = ${opts.day}::date THEN s.issued_today + 1 ELSE 1 END, day = ${opts.day}::date
+          FROM pick WHERE s.prize_id = pick.prize_id AND s.shard = pick.shard
+          RETURNING s.prize_id`));
+        const issued = taken.length > 0;
+        const final: DrawInput = issued ? item : { ...item, prizeId: null, outcome: 'out_of_stock', fulfilKind: null, fulfilAmount: 0, points: opts.lossPoints };
+        const [row] = await drawMany([final], tx);
+        return { row: row!, issued };
+      });
+    },
+
+    /** The draw of a redemption, if any (retries, "抽奖" again). */
+    async drawOf(redemptionId: string) {
+      const rows = rowsOf<{ id: string; prize_id: number | null; outcome: string; created_at: Date }>(await db.execute(sql`
+        SELECT id::text, prize_id, outcome, created_at FROM draws WHERE redemption_id = ${redemptionId}`));
+      return rows[0] ?? null;
+    },
+
+    async balance(openid: string): Promise<number> {
+      const rows = rowsOf<{ balance: string | number }>(await db.execute(sql`SELECT balance FROM points_accounts WHERE openid = ${openid}`));
+      return rows[0] ? Number(rows[0].balance) : 0;
+    },
+
+    /** The user's redemptions still waiting for their draw, oldest first. */
+    async pendingRedemptions(openid: string) {
+      return rowsOf<{ id: string; campaign_id: number; deck_prize_id: number | null; redeemed_at: Date }>(await db.execute(sql`
+        SELECT id::text, campaign_id, deck_prize_id, redeemed_at FROM redemptions WHERE openid = ${openid} AND status = 'redeemed' ORDER BY id LIMIT 5`));
+    },
+
+    async answeredKeys(openid: string): Promise<string[]> {
+      const rows = rowsOf<{ question_key: string }>(await db.execute(sql`SELECT question_key FROM profile_answers WHERE openid = ${openid}`));
+      return rows.map((r) => r.question_key);
+    },
+
+    async saveAnswer(openid: string, questionKey: string, value: unknown, display: string, campaignId: number, at: Date) {
+      await db.execute(sql`
+        INSERT INTO profile_answers (openid, question_key, value, display, campaign_id, source, answered_at)
+        VALUES (${openid}, ${questionKey}, ${JSON.stringify(value)}::jsonb, ${display}, ${campaignId}, 'chat', ${at.toISOString()})
+        ON CONFLICT (openid, question_key) DO UPDATE SET value = EXCLUDED.value, display = EXCLUDED.display,
+          campaign_id = EXCLUDED.campaign_id, source = EXCLUDED.source, answered_at = EXCLUDED.answered_at`);
+    },
+
+    /** Live, paused and upcoming campaigns with their prizes (the service caches them briefly). */
+    async activeCampaigns() {
+      const campaigns = rowsOf<Record<string, any>>(await db.execute(sql`
+        SELECT * FROM campaigns WHERE status IN ('live', 'paused') OR (status = 'ended' AND ends_at > now() - interval '90 days')`));
+      const ids = campaigns.map((c) => c.id as number);
+      const prizes = ids.length === 0 ? [] : rowsOf<Record<string, any>>(await db.execute(sql`
+        SELECT p.*, EXISTS (SELECT 1 FROM prize_stock_shards s WHERE s.prize_id = p.id) AS limited,
+          (SELECT count(*) FROM prize_stock_shards s WHERE s.prize_id = p.id)::int AS shards
+        FROM campaign_prizes p WHERE p.campaign_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::int))
+        ORDER BY p.campaign_id, p.position, p.id`));
+      return { campaigns, prizes };
+    },
+
+    /** Prizes whose stock is gone (total, or today's share on every shard): the draw skips the stock statement. */
+    async exhaustedPrizes(prizeIds: number[], day: string): Promise<number[]> {
+      if (prizeIds.length === 0) return [];
+      const rows = rowsOf<{ prize_id: number }>(await db.execute(sql`
+        SELECT prize_id FROM prize_stock_shards WHERE prize_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(prizeIds)}::jsonb)::int))
+        GROUP BY prize_id
+        HAVING bool_and(remaining = 0 OR (daily_share IS NOT NULL AND (CASE WHEN day = ${day}::date THEN issued_today ELSE 0 END) >= daily_share))`));
+      return rows.map((r) => r.prize_id);
+    },
+  };
+}
+export type RedeemRepo = ReturnType<typeof createRedeemRepo>;

@@ -1,0 +1,382 @@
+/**
+ * Redemption in chat: a code → redeemed once → golden questions → draw → the result, and "抽奖" to resume.
+ * The hot path (a code from a user whose profile already unlocks the draw) is two batched statements:
+ * redeem (code + per-user limits + redemption + the user's answered questions) and draw (gate + draw record +
+ * points + fulfilment job). Messages of one user are serialised in-process so a batch never holds two of them.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { GoldenQuestion } from '../../../shared/campaigns.ts';
+import type { ReplyMessage } from '../../../shared/replies.ts';
+import type { Database } from '../db/client.ts';
+import type { Clock } from '../platform/clock.ts';
+import { createBatcher } from '../platform/batcher.ts';
+import type { DialogStore, ActiveDialog } from '../bot/dialogs.ts';
+import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
+import { weightedPick, type RandomInt } from './lottery.ts';
+import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
+import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
+import { formatTime, localDay, render, type TextKey } from './texts.ts';
+
+export const FLOW_CODE = 'campaign.code';
+export const FLOW_QUESTION = 'campaign.question';
+const CANCEL_WORDS = new Set(['取消', '退出', '算了', 'q', 'quit']);
+
+interface CachedPrize {
+  id: number;
+  name: string;
+  kind: 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | 'thanks';
+  value: number;
+  weight: number;
+  limited: boolean;
+  shards: number;
+}
+
+interface CachedCampaign {
+  id: number;
+  name: string;
+  status: string;
+  startsAt: Date;
+  endsAt: Date;
+  texts: Record<string, string>;
+  questions: GoldenQuestion[];
+  unlockMin: number;
+  reaskAnswered: boolean;
+  prizeMode: 'dynamic' | 'deck';
+  lossPoints: number;
+  recommendation: { title: string; description?: string; url?: string } | null;
+  dialogIdleMinutes: number;
+  cashConfirmHours: number;
+  codeLength: number;
+  prizes: CachedPrize[];
+}
+
+interface QuestionState {
+  redemptionId: string;
+  campaignId: number;
+  /** Keys still to ask, in order. */
+  queue: string[];
+  pos: number;
+  step: QuestionStep;
+}
+
+const text = (content: string): ReplyMessage => ({ type: 'text', content });
+
+export interface RedemptionServiceDeps {
+  database: Database;
+  clock: Clock;
+  log: FastifyBaseLogger;
+  codeKey: Buffer;
+  dialogs: DialogStore;
+  cacheTtlMs: number;
+  /** Called after draws that created fulfilment jobs (the fulfilment worker's kick). */
+  onFulfilmentQueued?: () => void;
+  /** The rules page users can read (link in replies); `{id}` is the campaign id. */
+  rulesUrl?: string;
+  random?: RandomInt;
+}
+
+export function createRedemptionService(deps: RedemptionServiceDeps) {
+  const { database, clock, log, dialogs } = deps;
+  const repo = createRedeemRepo(database);
+  const keyer = createLookupKeyer(deps.codeKey);
+
+  /* ---- campaign cache ---- */
+  let cache: { at: number; byId: Map<number, CachedCampaign>; lengths: number[] } | undefined;
+  let loading: Promise<NonNullable<typeof cache>> | undefined;
+  async function load(): Promise<NonNullable<typeof cache>> {
+    const { campaigns, prizes } = await repo.activeCampaigns();
+    const byId = new Map<number, CachedCampaign>();
+    for (const c of campaigns) {
+      byId.set(c.id, {
+        id: c.id, name: c.name, status: c.status, startsAt: new Date(c.starts_at), endsAt: new Date(c.ends_at), texts: c.texts ?? {},
+        questions: c.questions ?? [], unlockMin: c.unlock_min, reaskAnswered: c.reask_answered, prizeMode: c.prize_mode,
+        lossPoints: c.loss_points, recommendation: c.recommendation, dialogIdleMinutes: c.dialog_idle_minutes,
+        cashConfirmHours: c.cash_confirm_hours, codeLength: c.code_length, prizes: [],
+      });
+    }
+    for (const p of prizes) {
+      byId.get(p.campaign_id)?.prizes.push({ id: p.id, name: p.name, kind: p.kind, value: p.value, weight: p.weight, limited: p.limited, shards: p.shards });
+    }
+    const lengths = [...new Set([...byId.values()].map((c) => c.codeLength))];
+    if (lengths.length === 0) lengths.push(DEFAULT_CODE_LENGTH);
+    return { at: Date.now(), byId, lengths };
+  }
+  async function campaigns(fresh = false) {
+    if (!fresh && cache && Date.now() - cache.at < deps.cacheTtlMs) return cache;
+    loading ??= load().finally(() => (loading = undefined));
+    cache = await loading;
+    return cache;
+  }
+  async function campaign(id: number): Promise<CachedCampaign | undefined> {
+    return (await campaigns()).byId.get(id) ?? (await campaigns(true)).byId.get(id);
+  }
+  const say = (c: CachedCampaign | undefined, key: TextKey, vars: Record<string, string | number> = {}) => render(key, c?.texts, vars);
+
+  /* ---- per-user serialisation (a batch never holds two messages of one user) ---- */
+  const userChains = new Map<string, Promise<unknown>>();
+  function forUser<T>(openid: string, fn: () => Promise<T>): Promise<T> {
+    const prev = userChains.get(openid) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.then(() => undefined, () => undefined);
+    userChains.set(openid, settled);
+    settled.then(() => { if (userChains.get(openid) === settled) userChains.delete(openid); });
+    return next;
+  }
+
+  const redeemBatch = createBatcher(repo.redeemMany, { maxBatch: 200, maxInflight: 4 });
+  const drawBatch = createBatcher((items: DrawInput[]) => repo.drawMany(items), { maxBatch: 200, maxInflight: 4 });
+
+  /* ---- golden questions ---- */
+  function questionPlan(c: CachedCampaign, answered: Set<string>) {
+    const counted = c.questions.filter((q) => answered.has(q.key)).length;
+    const requiredMissing = c.questions.filter((q) => q.required && !answered.has(q.key)).length;
+    const queue = c.questions.filter((q) => !answered.has(q.key) || q.reask || c.reaskAnswered).map((q) => q.key);
+    const unlocked = counted >= Math.min(c.unlockMin, c.questions.length) && requiredMissing === 0;
+    return { counted, unlocked, queue };
+  }
+  const missingFor = (c: CachedCampaign, answered: Set<string>) => Math.max(Math.min(c.unlockMin, c.questions.length) - c.questions.filter((q) => answered.has(q.key)).length, 0);
+
+  function askText(c: CachedCampaign, state: QuestionState): string {
+    const q = c.questions.find((x) => x.key === state.queue[state.pos])!;
+    const body = say(c, 'question', { index: state.pos + 1, prompt: promptOf(q, state.step) });
+    return q.required ? body : `${body}\n${say(c, 'skipHint')}`;
+  }
+  const dialogExpiry = (c: CachedCampaign, now: Date) => new Date(now.getTime() + c.dialogIdleMinutes * 60_000);
+
+  /* ---- the draw ---- */
+  function fulfilmentOf(p: CachedPrize | undefined): Pick<DrawInput, 'fulfilKind' | 'fulfilAmount' | 'points'> {
+    if (!p || p.kind === 'thanks') return { fulfilKind: null, fulfilAmount: 0, points: 0 };
+    if (p.kind === 'points') return { fulfilKind: 'points', fulfilAmount: p.value, points: p.value };
+    return { fulfilKind: p.kind, fulfilAmount: p.value, points: 0 };
+  }
+
+  function resultText(c: CachedCampaign, prize: CachedPrize | undefined, outcome: string, points: number, balance: number | null): string {
+    const lines: string[] = [];
+    if (outcome === 'won' && prize) {
+      const how: Record<string, string> = {
+        points: say(c, 'claimPoints'), coupon: say(c, 'claimCoupon'), topup: say(c, 'claimTopup'),
+        cash: say(c, 'claimCash', { hours: c.cashConfirmHours }), physical: say(c, 'claimPhysical'),
+      };
+      lines.push(say(c, 'win', { prize: prize.name, howToClaim: how[prize.kind] ?? '' }).trimEnd());
+    } else {
+      lines.push(say(c, outcome === 'out_of_stock' ? 'outOfStock' : 'lose'));
+    }
+    if (points > 0 && balance !== null) lines.push(say(c, 'pointsUpdate', { points, balance }));
+    if (outcome !== 'won' && c.recommendation) {
+      const r = c.recommendation;
+      const title = r.url ? `<a href="${r.url}">${r.title}</a>` : r.title;
+      lines.push(say(c, 'recommend', { title, description: r.description ? `——${r.description}` : '' }));
+    }
+    return lines.join('\n');
+  }
+
+  async function draw(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, now: Date): Promise<string> {
+    let input: DrawInput;
+    let prize: CachedPrize | undefined;
+    if (c.prizeMode === 'deck') {
+      prize = c.prizes.find((p) => p.id === deckPrizeId);
+      const won = !!prize && prize.kind !== 'thanks';
+      input = { redemptionId, mode: 'deck', eligible: [], roll: null, drawnPrizeId: deckPrizeId, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
+      if (!won) input.points = c.lossPoints;
+    } else {
+      const pick = weightedPick(c.prizes, deps.random);
+      prize = c.prizes.find((p) => p.id === pick.prizeId);
+      const won = !!prize && prize.kind !== 'thanks';
+      input = { redemptionId, mode: 'dynamic', eligible: pick.eligible, roll: pick.roll, drawnPrizeId: pick.prizeId, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
+      if (!won) input.points = c.lossPoints;
+    }
+
+    let drawId: string | null;
+    let balance: number | null = null;
+    let outcome = input.outcome;
+    if (input.outcome === 'won' && prize?.limited && c.prizeMode === 'dynamic') {
+      const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize.shards, 1));
+      const r = await repo.drawWithStock(input, { shard, day: localDay(now), lossPoints: c.lossPoints });
+      drawId = r?.row.draw_id ?? null;
+      balance = r?.row.balance != null ? Number(r.row.balance) : null;
+      if (r && !r.issued) {
+        outcome = 'out_of_stock';
+        input = { ...input, points: c.lossPoints };
+      }
+    } else {
+      const row = await drawBatch(input);
+      drawId = row.draw_id;
+      balance = row.balance != null ? Number(row.balance) : null;
+    }
+    if (!drawId) return previousResult(openid, redemptionId, c);
+    if (outcome === 'won' && input.fulfilKind && input.fulfilKind !== 'points') deps.onFulfilmentQueued?.();
+    return resultText(c, outcome === 'won' ? prize : undefined, outcome, outcome === 'won' ? input.points : input.points, balance);
+  }
+
+  /** The result of a draw that already happened (a retry, a double tap). */
+  async function previousResult(openid: string, redemptionId: string, c: CachedCampaign): Promise<string> {
+    const d = await repo.drawOf(redemptionId);
+    if (!d) return say(c, 'nothingToDraw');
+    const prize = c.prizes.find((p) => p.id === d.prize_id);
+    const balance = await repo.balance(openid);
+    return resultText(c, prize, d.outcome, 0, balance);
+  }
+
+  /** After a redemption (or "抽奖"): ask what is missing, or draw now. */
+  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answeredKeys: string[], now: Date, intro: boolean): Promise<ReplyMessage> {
+    const answered = new Set(answeredKeys);
+    const plan = questionPlan(c, answered);
+    if (plan.unlocked && !(intro && c.reaskAnswered && plan.queue.length > 0)) {
+      await dialogs.clear(openid, FLOW_QUESTION);
+      return text(await draw(openid, redemptionId, c, deckPrizeId, now));
+    }
+    const queue = plan.queue.length > 0 ? plan.queue : c.questions.map((q) => q.key);
+    const state: QuestionState = { redemptionId, campaignId: c.id, queue, pos: 0, step: {} };
+    await dialogs.set(openid, FLOW_QUESTION, state, dialogExpiry(c, now), now);
+    const head = intro ? `${say(c, 'redeemed', { unlock: Math.min(c.unlockMin, c.questions.length) })}\n` : '';
+    return text(head + askText(c, state));
+  }
+
+  /* ---- redemption ---- */
+  async function failureReply(row: RedeemRow, code: string, openid: string, now: Date, day: string): Promise<ReplyMessage> {
+    if (row.campaign_id === null || row.batch_status === 'loading') return text(render('unknown', undefined, { code }));
+    const c = await campaign(row.campaign_id);
+    if (row.batch_status === 'voided') return text(say(c, 'voided', { code }));
+    if (row.redeemed_at) {
+      if (row.redeemed_by !== openid) return text(say(c, 'redeemedByOther', { code }));
+      const pending = (await repo.pendingRedemptions(openid)).length > 0;
+      return text(say(c, 'redeemedBySelf', { time: formatTime(new Date(row.redeemed_at)), next: pending ? '发送“抽奖”继续抽奖。' : '' }).trimEnd());
+    }
+    const name = c?.name ?? '';
+    const startsAt = new Date(row.starts_at!);
+    const endsAt = new Date(row.ends_at!);
+    if (row.campaign_status === 'ended' || now >= endsAt) return text(say(c, 'ended', { campaign: name, end: formatTime(endsAt) }));
+    if (row.campaign_status === 'paused') return text(say(c, 'paused', { campaign: name }));
+    if (row.campaign_status === 'draft' || now < startsAt) return text(say(c, 'notStarted', { campaign: name, start: formatTime(startsAt) }));
+    if (row.candidate && !row.counted) {
+      if (row.per_campaign !== null && (row.total ?? 0) >= row.per_campaign) return text(say(c, 'drawLimit', { campaign: name, limit: row.per_campaign }));
+      return text(say(c, 'dailyLimit', { limit: row.per_day ?? 0 }));
+    }
+    if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
+    return text(say(c, 'redeemedByOther', { code }));
+  }
+
+  async function redeemCode(openid: string, code: string, now: Date): Promise<ReplyMessage> {
+    const key = keyer.key(code).toString('hex');
+    const day = localDay(now);
+    const row = await redeemBatch({ key, openid, at: now, day });
+    if (!row.redemption_id) return failureReply(row, code, openid, now, day);
+    const c = await campaign(row.campaign_id!);
+    if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
+    return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true);
+  }
+
+  /** A message that may be a code: typo → ask to re-check; code → redeem; otherwise not ours. */
+  async function onText(openid: string, input: string, now: Date, inCodeDialog: boolean): Promise<ReplyMessage | undefined> {
+    const { lengths } = await campaigns();
+    let typo: string | undefined;
+    for (const length of lengths) {
+      const r = classifyCode(input, { length });
+      if (r.kind === 'code') return forUser(openid, () => redeemCode(openid, r.code, now));
+      if (r.kind === 'typo') typo = r.code;
+    }
+    if (typo) return text(render('typo', undefined, { code: typo }));
+    if (inCodeDialog) return text(render('notCode', undefined, { length: lengths[0]! + 1 }));
+    return undefined;
+  }
+
+  /** A scanned QR code's content: the code itself, or a URL whose last path segment or `c`/`code` parameter is. */
+  function codeFromScan(scan: string): string {
+    try {
+      const u = new URL(scan);
+      return u.searchParams.get('c') ?? u.searchParams.get('code') ?? u.pathname.split('/').filter(Boolean).pop() ?? scan;
+    } catch {
+      return scan;
+    }
+  }
+
+  return {
+    /** Code detection for ordinary text (router text matcher). */
+    matchText: (openid: string, input: string, now: Date) => onText(openid, input, now, false),
+
+    /** A QR scan from a scancode menu button. */
+    matchScan: (openid: string, scanResult: string, now: Date) => onText(openid, codeFromScan(scanResult), now, false),
+
+    /** The "兑奖" menu: wait for a code. */
+    async startCodeDialog(openid: string, now: Date): Promise<ReplyMessage> {
+      await dialogs.set(openid, FLOW_CODE, {}, new Date(now.getTime() + 10 * 60_000), now);
+      return text(render('askCode', undefined));
+    },
+
+    /** The user's answer while waiting for a code. */
+    async onCodeDialog(openid: string, input: string, now: Date): Promise<ReplyMessage | undefined> {
+      if (CANCEL_WORDS.has(input.trim().toLowerCase())) {
+        await dialogs.clear(openid, FLOW_CODE);
+        return text('已退出兑奖。');
+      }
+      return onText(openid, input, now, true);
+    },
+
+    /** The user's answer to a golden question. */
+    async onQuestionDialog(openid: string, input: string, dialog: ActiveDialog, now: Date): Promise<ReplyMessage | undefined> {
+      const trimmed = input.trim();
+      if (CANCEL_WORDS.has(trimmed.toLowerCase())) {
+        await dialogs.clear(openid, FLOW_QUESTION);
+        return text(render('dialogCancelled', undefined));
+      }
+      // A new code in the middle of the questions is a new redemption (the pending one stays claimable).
+      if (classifyCode(trimmed).kind !== 'not_code' || (await campaigns()).lengths.some((length) => classifyCode(trimmed, { length }).kind !== 'not_code')) return undefined;
+      if (trimmed === '抽奖') return undefined;
+      return forUser(openid, async () => {
+        const state = dialog.state as QuestionState;
+        const c = await campaign(state.campaignId);
+        const q = c?.questions.find((x) => x.key === state.queue[state.pos]);
+        if (!c || !q) {
+          await dialogs.clear(openid, FLOW_QUESTION);
+          return text(render('dialogCancelled', undefined));
+        }
+        const r = readAnswer(q, input, state.step);
+        if (r.kind === 'invalid') {
+          await dialogs.set(openid, FLOW_QUESTION, state, dialogExpiry(c, now), now);
+          return text(say(c, 'invalidAnswer', { reason: r.reason, prompt: promptOf(q, state.step) }));
+        }
+        if (r.kind === 'next') {
+          const next = { ...state, step: r.step };
+          await dialogs.set(openid, FLOW_QUESTION, next, dialogExpiry(c, now), now);
+          return text(r.prompt);
+        }
+        if (r.kind === 'answer') await repo.saveAnswer(openid, q.key, r.value, r.display, c.id, now);
+        const answered = new Set(await repo.answeredKeys(openid));
+        const plan = questionPlan(c, answered);
+        const next: QuestionState = { ...state, pos: state.pos + 1, step: {} };
+        if (plan.unlocked) {
+          await dialogs.clear(openid, FLOW_QUESTION);
+          const pending = (await repo.pendingRedemptions(openid)).find((p) => p.id === state.redemptionId);
+          if (!pending) return text(await previousResult(openid, state.redemptionId, c));
+          return text(await draw(openid, state.redemptionId, c, pending.deck_prize_id, now));
+        }
+        if (next.pos < next.queue.length) {
+          await dialogs.set(openid, FLOW_QUESTION, next, dialogExpiry(c, now), now);
+          return text(askText(c, next));
+        }
+        await dialogs.clear(openid, FLOW_QUESTION);
+        return text(say(c, 'notUnlocked', { missing: Math.max(missingFor(c, answered), 1) }));
+      });
+    },
+
+    /** "抽奖": resume the oldest redemption still waiting for its draw. */
+    async resume(openid: string, now: Date): Promise<ReplyMessage> {
+      return forUser(openid, async () => {
+        const [pending] = await repo.pendingRedemptions(openid);
+        if (!pending) return text(render('nothingToDraw', undefined));
+        const c = await campaign(pending.campaign_id);
+        if (!c) return text(render('nothingToDraw', undefined));
+        const answered = await repo.answeredKeys(openid);
+        return proceed(openid, pending.id, c, pending.deck_prize_id, answered, now, false);
+      });
+    },
+
+    /** Drop cached campaigns (after ops changes in this process). */
+    invalidate() {
+      cache = undefined;
+    },
+    now: () => clock.now(),
+    log,
+  };
+}
+export type RedemptionService = ReturnType<typeof createRedemptionService>;

@@ -47,7 +47,7 @@ export async function seedCampaign(database: Database, codeKey: Buffer, o: SeedO
     dialogIdleMinutes: o.dialogIdleMinutes ?? 30,
   }).returning();
   const prizeBodies = o.prizes ?? [{ name: '10积分', kind: 'points', value: 10, weight: 1 }];
-  const prizes = [];
+  const prizes: Array<typeof campaignPrizes.$inferSelect> = [];
   for (const [i, p] of prizeBodies.entries()) {
     const [row] = await db.insert(campaignPrizes).values({
       campaignId: c!.id, name: p.name, kind: p.kind, value: p.value ?? 0, coupon: p.coupon ?? null, weight: p.weight,

@@ -217,18 +217,28 @@ export function createRedeemRepo(database: Database) {
       return db.transaction(async (tx) => {
         const locked = rowsOf<{ id: string }>(await tx.execute(sql`SELECT id FROM redemptions WHERE id = ${item.redemptionId} AND status = 'redeemed' FOR UPDATE`));
         if (locked.length === 0) return null;
-        const taken = rowsOf<{ prize_id: number }>(await tx.execute(sql`
-          WITH pick AS (
-            SELECT prize_id, shard FROM prize_stock_shards
-            WHERE prize_id = ${item.prizeId} AND remaining > 0
+        // Shards with stock left (no locks taken), the preferred one first; then one conditional decrement at a
+        // time until one succeeds. A transaction holds at most one shard row, so concurrent draws cannot deadlock
+        // (locking a randomly ordered set with FOR UPDATE did: tuple-lock queues form cycles).
+        const candidates = rowsOf<{ shard: number }>(await tx.execute(sql`
+          SELECT shard FROM prize_stock_shards
+          WHERE prize_id = ${item.prizeId} AND remaining > 0
+            AND (daily_share IS NULL OR (CASE WHEN day = ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
+          ORDER BY shard = ${opts.shard} DESC, shard`));
+        let taken = false;
+        for (const { shard } of candidates) {
+          const r = rowsOf<{ prize_id: number }>(await tx.execute(sql`
+            UPDATE prize_stock_shards SET remaining = remaining - 1,
+              issued_today = CASE WHEN day = ${opts.day}::date THEN issued_today + 1 ELSE 1 END, day = ${opts.day}::date
+            WHERE prize_id = ${item.prizeId} AND shard = ${shard} AND remaining > 0
               AND (daily_share IS NULL OR (CASE WHEN day = ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
-            ORDER BY shard = ${opts.shard} DESC, random() LIMIT 1 FOR UPDATE
-          )
-          UPDATE prize_stock_shards s SET remaining = s.remaining - 1,
-            issued_today = CASE WHEN s.day = ${opts.day}::date THEN s.issued_today + 1 ELSE 1 END, day = ${opts.day}::date
-          FROM pick WHERE s.prize_id = pick.prize_id AND s.shard = pick.shard
-          RETURNING s.prize_id`));
-        const issued = taken.length > 0;
+            RETURNING prize_id`));
+          if (r.length > 0) {
+            taken = true;
+            break;
+          }
+        }
+        const issued = taken;
         const final: DrawInput = issued ? item : { ...item, prizeId: null, outcome: 'out_of_stock', fulfilKind: null, fulfilAmount: 0, points: opts.lossPoints };
         const [row] = await drawMany([final], tx);
         return { row: row!, issued };

@@ -1,0 +1,97 @@
+/**
+ * Exactly-once under concurrency, through the webhook: every code sent by three users at once is redeemed once
+ * (two app instances on one database); a prize with stock 10 under 500 parallel draws is issued exactly 10 times;
+ * a deck issues exactly its cards. Full sizes on PostgreSQL; PGlite (one connection) runs smaller ones.
+ */
+import t from 'tap';
+import { sql } from 'drizzle-orm';
+import { buildApp } from '../src/app.ts';
+import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
+import { buildTestApp, count, onPostgres } from './helpers.ts';
+import { seedCampaign } from './campaign-fixtures.ts';
+
+const CODES = onPostgres ? 1000 : 150;
+const DRAWS = onPostgres ? 500 : 120;
+
+t.test(`${CODES} codes, each sent by 3 users at once over two instances → each redeemed exactly once`, async (t) => {
+  const a = await buildTestApp(t);
+  const { codes } = await seedCampaign(a.database, a.config.codeKey, { unlockMin: 0, questions: [], codes: CODES, prizes: [{ name: '1积分', kind: 'points', value: 1, weight: 1 }] });
+  // A second instance on the same database (on PGlite: the same in-process engine).
+  const b = await buildApp(a.config, { database: a.database, logger: false });
+  // Thousands of messages at once: the simulators skip reporting each one to the sandbox.
+  const simA = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined });
+  t.teardown(() => b.app.close());
+  const simB = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined, transport: { post: async (url, body, ct) => { const r = await b.app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': ct } }); return { status: r.statusCode, body: r.body }; } } });
+
+  const sends = codes.flatMap((code, i) => [
+    simA.text(`oUserA${i % 50}`, code).then((r) => ({ code, r })),
+    simA.text(`oUserB${i % 50}`, code).then((r) => ({ code, r })),
+    simB.text(`oUserC${i % 50}`, code).then((r) => ({ code, r })),
+  ]);
+  const results = await Promise.all(sends);
+  const wins = new Map<string, number>();
+  for (const { code, r } of results) {
+    t.equal(r.status, 200);
+    if (/恭喜/.test(r.content ?? '')) wins.set(code, (wins.get(code) ?? 0) + 1);
+    else if (!/已被其他用户使用/.test(r.content ?? '')) t.fail(`unexpected reply: ${r.content}`);
+  }
+  t.equal(wins.size, CODES, 'every code was won by someone');
+  t.ok([...wins.values()].every((n) => n === 1), 'and by exactly one sender');
+  t.equal(await count(a.database, 'redemptions'), CODES);
+  t.equal(await count(a.database, 'draws'), CODES);
+  t.equal(await count(a.database, 'codes', 'redeemed_at IS NOT NULL'), CODES);
+  const [{ n }] = (await a.database.query<{ n: number }>(sql`SELECT coalesce(sum(total), 0)::int AS n FROM campaign_user_counters`)) as [{ n: number }];
+  t.equal(n, CODES, 'the per-user counters gave back every count of a lost race');
+  const [{ pts }] = (await a.database.query<{ pts: number }>(sql`SELECT coalesce(sum(balance), 0)::int AS pts FROM points_accounts`)) as [{ pts: number }];
+  t.equal(pts, CODES, 'one point per redemption, credited once');
+});
+
+t.test(`a prize with stock 10 under ${DRAWS} parallel draws is issued exactly 10 times`, async (t) => {
+  const { database, config, sim: base } = await buildTestApp(t);
+  const sim = new WeChatSimulator({ ...base.opts, sandboxUrl: undefined });
+  const { codes, prizes } = await seedCampaign(database, config.codeKey, {
+    unlockMin: 0, questions: [], codes: DRAWS, shards: 3,
+    prizes: [{ name: '5元话费', kind: 'topup', value: 500, weight: 1, totalStock: 10 }],
+  });
+  const replies = await Promise.all(codes.map((code, i) => sim.text(`oStock${i}`, code)));
+  const won = replies.filter((r) => /恭喜/.test(r.content ?? '')).length;
+  const out = replies.filter((r) => /奖品已发完/.test(r.content ?? '')).length;
+  const other = replies.filter((r) => !/恭喜|奖品已发完/.test(r.content ?? '')).map((r) => r.content ?? r.raw);
+  t.same(other.slice(0, 3), [], 'no other replies');
+  t.equal(won, 10, 'ten winners told so');
+  t.equal(out, DRAWS - 10, 'everyone else told the prizes are gone');
+  t.equal(await count(database, 'draws', `prize_id = ${prizes[0]!.id}`), 10);
+  t.equal(await count(database, 'draws', `outcome = 'out_of_stock'`), DRAWS - 10);
+  t.equal(await count(database, 'fulfilments', `kind = 'topup'`), 10, 'ten fulfilment jobs');
+  const [{ left }] = (await database.query<{ left: number }>(sql`SELECT sum(remaining)::int AS left FROM prize_stock_shards`)) as [{ left: number }];
+  t.equal(left, 0);
+});
+
+t.test('a daily cap holds under parallel draws; the next day has a fresh share', async (t) => {
+  const { sim, database, config } = await buildTestApp(t);
+  const { codes } = await seedCampaign(database, config.codeKey, {
+    unlockMin: 0, questions: [], codes: 60, shards: 2,
+    prizes: [{ name: '优惠券', kind: 'coupon', value: 500, weight: 1, totalStock: 100, dailyStock: 6, coupon: { title: '5元券', validDays: 30 } }],
+  });
+  const replies = await Promise.all(codes.slice(0, 40).map((code, i) => sim.text(`oDaily${i}`, code)));
+  t.equal(replies.filter((r) => /恭喜/.test(r.content ?? '')).length, 6);
+  await database.db.execute(sql`UPDATE prize_stock_shards SET day = day - 1`);
+  const next = await Promise.all(codes.slice(40).map((code, i) => sim.text(`oDaily${i}`, code)));
+  t.equal(next.filter((r) => /恭喜/.test(r.content ?? '')).length, 6);
+  const [{ left }] = (await database.query<{ left: number }>(sql`SELECT sum(remaining)::int AS left FROM prize_stock_shards`)) as [{ left: number }];
+  t.equal(left, 88);
+});
+
+t.test('deck mode: what is issued is exactly the deck, with no stock rows involved', async (t) => {
+  const { sim, database, config } = await buildTestApp(t);
+  const deck = [0, 1, 1, 0, 1];
+  const { codes } = await seedCampaign(database, config.codeKey, {
+    unlockMin: 0, questions: [], codes: 30, prizeMode: 'deck', deck,
+    prizes: [{ name: '一等奖 现金5元', kind: 'cash', value: 500, weight: 0, totalStock: 2 }, { name: '100积分', kind: 'points', value: 100, weight: 0, totalStock: 3 }],
+  });
+  const replies = await Promise.all(codes.map((code, i) => sim.text(`oDeck${i % 7}`, code)));
+  t.equal(replies.filter((r) => /现金5元/.test(r.content ?? '')).length, 2);
+  t.equal(replies.filter((r) => /【100积分】/.test(r.content ?? '')).length, 3);
+  t.equal(await count(database, 'draws', `mode = 'deck' AND outcome = 'won'`), 5);
+  t.equal(await count(database, 'draws', `mode = 'deck' AND outcome = 'lost'`), 25);
+});

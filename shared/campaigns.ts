@@ -1,5 +1,5 @@
 /** DTOs of on-pack campaigns: golden questions, prize table, texts, ops bodies. TypeBox → JSON Schema (ajv). */
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 
 /** A range choice, e.g. spending per head: {label:'50–100元', min:50, max:100}; min inclusive, max exclusive. */
 export const RangeOptionSchema = Type.Object({
@@ -93,3 +93,102 @@ export const CampaignBodySchema = Type.Object({
 export type CampaignBody = Static<typeof CampaignBodySchema>;
 export const CampaignPatchSchema = Type.Partial(CampaignBodySchema, { additionalProperties: false, minProperties: 1 });
 export type CampaignPatch = Static<typeof CampaignPatchSchema>;
+
+// ---- Ops responses (campaign admin) ----
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const CampaignStatusSchema = Type.Union([Type.Literal('draft'), Type.Literal('live'), Type.Literal('paused'), Type.Literal('ended')]);
+export type CampaignStatus = Static<typeof CampaignStatusSchema>;
+
+export const PrizeSchema = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  kind: PrizeKindSchema,
+  value: Type.Integer(),
+  coupon: Nullable(Type.Object({ title: Type.String(), validDays: Type.Integer(), storeIds: Type.Optional(Type.Array(Type.String())) })),
+  weight: Type.Integer(),
+  totalStock: Nullable(Type.Integer()),
+  dailyStock: Nullable(Type.Integer()),
+  position: Type.Integer(),
+});
+export type PrizeDto = Static<typeof PrizeSchema>;
+
+/** A campaign as ops see it. `deckSeed` is null until the campaign has ended (commit–reveal); the hash is public. */
+export const CampaignSchema = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  status: CampaignStatusSchema,
+  startsAt: Type.String(),
+  endsAt: Type.String(),
+  skus: Type.Array(Type.String()),
+  texts: CampaignTextsSchema,
+  questions: Type.Array(GoldenQuestionSchema),
+  unlockMin: Type.Integer(),
+  reaskAnswered: Type.Boolean(),
+  redemptionsPerDay: Nullable(Type.Integer()),
+  drawsPerCampaign: Nullable(Type.Integer()),
+  prizeMode: Type.Union([Type.Literal('dynamic'), Type.Literal('deck')]),
+  lossPoints: Type.Integer(),
+  recommendation: Nullable(RecommendationSchema),
+  dialogIdleMinutes: Type.Integer(),
+  cashConfirmHours: Type.Integer(),
+  unclaimedCash: Type.Union([Type.Literal('reclaim'), Type.Literal('forfeit')]),
+  codeLength: Type.Integer(),
+  deckSeedHash: Nullable(Type.String()),
+  deckSeed: Nullable(Type.String()),
+  deckSeedRevealedAt: Nullable(Type.String()),
+  rulesText: Nullable(Type.String()),
+  publishedAt: Nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  prizes: Type.Array(PrizeSchema),
+});
+export type CampaignDto = Static<typeof CampaignSchema>;
+
+const StateCounts = Type.Record(Type.String(), Type.Integer());
+
+/**
+ * Live counters. `questionsCompleted` = draws: a draw is only possible once the golden questions unlocked it, so every
+ * draw is a completed question round (redemptions still waiting are `pendingDraws` = redeemed − draws).
+ */
+export const CampaignCountersSchema = Type.Object({
+  campaignId: Type.Integer(),
+  status: CampaignStatusSchema,
+  asOf: Type.String(),
+  codes: Type.Object({ printed: Type.Integer(), voided: Type.Integer(), activeBatches: Type.Integer(), voidedBatches: Type.Integer() }),
+  redeemed: Type.Integer(),
+  questionsCompleted: Type.Integer(),
+  pendingDraws: Type.Integer(),
+  draws: Type.Integer(),
+  wins: Type.Integer(),
+  losses: Type.Integer(),
+  prizes: Type.Array(Type.Object({
+    prizeId: Type.Integer(),
+    name: Type.String(),
+    kind: PrizeKindSchema,
+    won: Type.Integer(),
+    /** null = unlimited. Dynamic: Σ shard remaining; deck: totalStock − won (still inside undrawn codes). */
+    stockRemaining: Nullable(Type.Integer()),
+    dailyCap: Nullable(Type.Integer()),
+    issuedToday: Type.Integer(),
+    fulfilment: StateCounts,
+  })),
+  byKind: Type.Array(Type.Object({ kind: PrizeKindSchema, won: Type.Integer(), fulfilment: StateCounts })),
+  /** Consolation points of losing draws, by fulfilment state. */
+  consolation: StateCounts,
+});
+export type CampaignCounters = Static<typeof CampaignCountersSchema>;
+
+export const CampaignRulesSchema = Type.Object({
+  campaignId: Type.Integer(),
+  name: Type.String(),
+  status: CampaignStatusSchema,
+  /** True when the campaign is a draft: the text is generated now and not yet what users see. */
+  preview: Type.Boolean(),
+  rulesText: Type.String(),
+  publishedAt: Nullable(Type.String()),
+  deckSeedHash: Nullable(Type.String()),
+  deckSeed: Nullable(Type.String()),
+});
+export type CampaignRules = Static<typeof CampaignRulesSchema>;

@@ -30,6 +30,7 @@ const PRODUCTION = {
   WECHAT_TOKEN: 'prodtoken123',
   OPS_ADMIN_PASSWORD: 'a-strong-admin-password',
   PII_KEY: Buffer.alloc(32, 7).toString('base64'),
+  CODE_KEY: Buffer.alloc(32, 9).toString('base64'),
 };
 
 t.test('config › a bad value throws ConfigError naming the variable', async (t) => {
@@ -66,7 +67,7 @@ t.test('config › the sandbox is on by default when no WECHAT_APPSECRET is set'
 });
 
 t.test('config › with WECHAT_APPSECRET and no WECHAT_SANDBOX every production secret is required', async (t) => {
-  for (const missing of ['WECHAT_APPID', 'WECHAT_TOKEN', 'OPS_ADMIN_PASSWORD', 'PII_KEY']) {
+  for (const missing of ['WECHAT_APPID', 'WECHAT_TOKEN', 'OPS_ADMIN_PASSWORD', 'PII_KEY', 'CODE_KEY']) {
     const env: Record<string, string> = { ...PRODUCTION };
     delete env[missing];
     const err = configError(t, env);

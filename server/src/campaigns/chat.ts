@@ -9,10 +9,10 @@ export function registerCampaignChat(ext: BotExtensions, redemption: RedemptionS
   ext.dialogFlows.set(FLOW_CODE, async (ctx) => (ctx.inbound.kind === 'text' ? redemption.onCodeDialog(ctx.openid, ctx.inbound.content, ctx.now) : undefined));
   ext.dialogFlows.set(FLOW_QUESTION, async (ctx, dialog) => (ctx.inbound.kind === 'text' ? redemption.onQuestionDialog(ctx.openid, ctx.inbound.content, dialog, ctx.now) : undefined));
   // A scan from the "扫码兑奖" button carries the code (or a URL with it) in the event itself.
-  ext.interceptors.push(async (ctx) => (ctx.inbound.kind === 'scancode' && ctx.inbound.scanResult ? redemption.matchScan(ctx.openid, ctx.inbound.scanResult, ctx.now) : undefined));
-  ext.textMatchers.push((ctx, text) => redemption.matchText(ctx.openid, text, ctx.now));
-  ext.commands.set('抽奖', (ctx) => redemption.resume(ctx.openid, ctx.now));
+  ext.interceptors.push(async (ctx) => (ctx.inbound.kind === 'scancode' && ctx.inbound.scanResult ? redemption.matchScan(ctx.openid, ctx.inbound.scanResult, ctx.now, !!ctx.dialog) : undefined));
+  ext.textMatchers.push((ctx, text) => redemption.matchText(ctx.openid, text, ctx.now, !!ctx.dialog));
+  ext.commands.set('抽奖', (ctx) => redemption.resume(ctx.openid, ctx.now, !!ctx.dialog));
   ext.commands.set('兑奖', (ctx) => redemption.startCodeDialog(ctx.openid, ctx.now));
   ext.flows.set('redeem', (ctx) => redemption.startCodeDialog(ctx.openid, ctx.now));
-  ext.flows.set('draw', (ctx) => redemption.resume(ctx.openid, ctx.now));
+  ext.flows.set('draw', (ctx) => redemption.resume(ctx.openid, ctx.now, !!ctx.dialog));
 }

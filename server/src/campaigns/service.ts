@@ -218,11 +218,11 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   /** After a redemption (or "抽奖"): ask what is missing, or draw now. */
-  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answeredKeys: string[], now: Date, intro: boolean): Promise<ReplyMessage> {
+  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answeredKeys: string[], now: Date, intro: boolean, dialogOpen: boolean): Promise<ReplyMessage> {
     const answered = new Set(answeredKeys);
     const plan = questionPlan(c, answered);
     if (plan.unlocked && !(intro && c.reaskAnswered && plan.queue.length > 0)) {
-      await dialogs.clear(openid, FLOW_QUESTION);
+      if (dialogOpen) await dialogs.clear(openid); // e.g. the 兑奖 code dialog; no round trip when there is none
       return text(await draw(openid, redemptionId, c, deckPrizeId, now));
     }
     const queue = plan.queue.length > 0 ? plan.queue : c.questions.map((q) => q.key);
@@ -256,23 +256,23 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     return text(say(c, 'redeemedByOther', { code }));
   }
 
-  async function redeemCode(openid: string, code: string, now: Date): Promise<ReplyMessage> {
+  async function redeemCode(openid: string, code: string, now: Date, dialogOpen: boolean): Promise<ReplyMessage> {
     const key = keyer.key(code).toString('hex');
     const day = localDay(now);
     const row = await redeemBatch({ key, openid, at: now, day });
     if (!row.redemption_id) return failureReply(row, code, openid, now, day);
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
-    return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true);
+    return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true, dialogOpen);
   }
 
   /** A message that may be a code: typo → ask to re-check; code → redeem; otherwise not ours. */
-  async function onText(openid: string, input: string, now: Date, inCodeDialog: boolean): Promise<ReplyMessage | undefined> {
+  async function onText(openid: string, input: string, now: Date, inCodeDialog: boolean, dialogOpen: boolean): Promise<ReplyMessage | undefined> {
     const { lengths } = await campaigns();
     let typo: string | undefined;
     for (const length of lengths) {
       const r = classifyCode(input, { length });
-      if (r.kind === 'code') return forUser(openid, () => redeemCode(openid, r.code, now));
+      if (r.kind === 'code') return forUser(openid, () => redeemCode(openid, r.code, now, dialogOpen || inCodeDialog));
       if (r.kind === 'typo') typo = r.code;
     }
     if (typo) return text(render('typo', undefined, { code: typo }));
@@ -292,10 +292,10 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
 
   return {
     /** Code detection for ordinary text (router text matcher). */
-    matchText: (openid: string, input: string, now: Date) => onText(openid, input, now, false),
+    matchText: (openid: string, input: string, now: Date, dialogOpen: boolean) => onText(openid, input, now, false, dialogOpen),
 
     /** A QR scan from a scancode menu button. */
-    matchScan: (openid: string, scanResult: string, now: Date) => onText(openid, codeFromScan(scanResult), now, false),
+    matchScan: (openid: string, scanResult: string, now: Date, dialogOpen: boolean) => onText(openid, codeFromScan(scanResult), now, false, dialogOpen),
 
     /** The "兑奖" menu: wait for a code. */
     async startCodeDialog(openid: string, now: Date): Promise<ReplyMessage> {
@@ -309,7 +309,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
         await dialogs.clear(openid, FLOW_CODE);
         return text('已退出兑奖。');
       }
-      return onText(openid, input, now, true);
+      return onText(openid, input, now, true, true);
     },
 
     /** The user's answer to a golden question. */
@@ -360,14 +360,14 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     },
 
     /** "抽奖": resume the oldest redemption still waiting for its draw. */
-    async resume(openid: string, now: Date): Promise<ReplyMessage> {
+    async resume(openid: string, now: Date, dialogOpen: boolean): Promise<ReplyMessage> {
       return forUser(openid, async () => {
         const [pending] = await repo.pendingRedemptions(openid);
         if (!pending) return text(render('nothingToDraw', undefined));
         const c = await campaign(pending.campaign_id);
         if (!c) return text(render('nothingToDraw', undefined));
         const answered = await repo.answeredKeys(openid);
-        return proceed(openid, pending.id, c, pending.deck_prize_id, answered, now, false);
+        return proceed(openid, pending.id, c, pending.deck_prize_id, answered, now, false, dialogOpen);
       });
     },
 

@@ -3,7 +3,9 @@
  * Nothing else in the server reads process.env.
  */
 import { Ajv } from 'ajv';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { SANDBOX_PAY, sandboxApiV3Key } from './wechat/sandbox/pay-keys.ts';
 
 const SANDBOX_DEFAULTS = {
   WECHAT_APPID: 'wx0sandbox0000001',
@@ -40,6 +42,26 @@ const schema = {
     PII_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
     CODE_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
     JOBS_ENABLED: { type: 'boolean', default: true },
+    // WeChat Pay (merchant transfer for cash prizes) and the phone top-up provider: see .env.example.
+    WECHATPAY_MCHID: { type: 'string', pattern: '^[0-9]{6,20}$' },
+    WECHATPAY_SERIAL: { type: 'string', pattern: '^[0-9A-Fa-f]{8,64}$' },
+    WECHATPAY_PRIVATE_KEY_PATH: { type: 'string', minLength: 1 },
+    WECHATPAY_PUBLIC_KEY_ID: { type: 'string', pattern: '^PUB_KEY_ID_[0-9A-Za-z_]+$' },
+    WECHATPAY_PUBLIC_KEY_PATH: { type: 'string', minLength: 1 },
+    WECHATPAY_PLATFORM_CERT_PATH: { type: 'string', minLength: 1 },
+    WECHATPAY_APIV3_KEY: { type: 'string', pattern: '^[\\x21-\\x7e]{32}$' },
+    WECHATPAY_API_BASE: { type: 'string', pattern: '^https?://[^?#]+$' },
+    WECHATPAY_NOTIFY_URL: { type: 'string', pattern: '^https?://[^?#]+$' },
+    WECHATPAY_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
+    TRANSFER_APPID: { type: 'string', pattern: '^wx[0-9a-zA-Z]{8,30}$' },
+    TRANSFER_SCENE_ID: { type: 'string', pattern: '^[0-9]{1,36}$', default: '1000' },
+    TRANSFER_ACTIVITY_NAME: { type: 'string', minLength: 1, maxLength: 64 },
+    TRANSFER_REWARD_DESC: { type: 'string', minLength: 1, maxLength: 64 },
+    TRANSFER_REMARK: { type: 'string', minLength: 1, maxLength: 32, default: '扫码抽奖现金奖励' },
+    WECHAT_MINIPROGRAM_APPID: { type: 'string', pattern: '^wx[0-9a-zA-Z]{8,30}$' },
+    TOPUP_API_BASE: { type: 'string', pattern: '^https?://[^?#]+$' },
+    TOPUP_API_KEY: { type: 'string', minLength: 8 },
+    TOPUP_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
   },
 } as const;
 
@@ -68,6 +90,45 @@ export interface Config {
   /** 32-byte secret of the pack codes: the database stores HMAC(CODE_KEY, code), and generated batches are re-derived from it. */
   readonly codeKey: Buffer;
   readonly jobsEnabled: boolean;
+  /**
+   * WeChat Pay merchant transfer (cash prizes). `sandbox`: the local simulator with the keys in server/sandbox-keys/
+   * (PEMs undefined here: app.ts loads them); `live`: WECHATPAY_MCHID and every credential set; `off`: not
+   * configured outside the sandbox (cash prizes then fail visibly for ops).
+   */
+  readonly wechatPay: {
+    readonly mode: 'sandbox' | 'live' | 'off';
+    readonly mchid: string | undefined;
+    /** Serial number of the merchant API certificate (apiclient_cert.pem). */
+    readonly serialNo: string | undefined;
+    readonly privateKeyPem: string | undefined;
+    /** Public-key mode (微信支付公钥): its `PUB_KEY_ID_…` and PEM. */
+    readonly publicKeyId: string | undefined;
+    readonly publicKeyPem: string | undefined;
+    /** Legacy platform-certificate mode: the certificate PEM and its serial. */
+    readonly platformCertPem: string | undefined;
+    readonly platformCertSerial: string | undefined;
+    readonly apiV3Key: string | undefined;
+    /** undefined in sandbox mode until the server knows its own address (then `<self>/sandbox/pay`). */
+    readonly apiBase: string | undefined;
+    /** undefined in sandbox mode until the server knows its own address (then `<self>/pay/notify/transfer`). */
+    readonly notifyUrl: string | undefined;
+    readonly timeoutMs: number;
+    /** `appid` of transfer bills: the AppID the winners' openids belong to (default WECHAT_APPID). */
+    readonly appId: string;
+    readonly transfer: {
+      readonly sceneId: string;
+      /** 活动名称 report info; default: the campaign's name. */
+      readonly activityName: string | undefined;
+      /** 奖励说明 report info; default: `现金红包X元`. */
+      readonly rewardDesc: string | undefined;
+      /** transfer_remark shown to the user (≤ 32 characters). */
+      readonly remark: string;
+    };
+  };
+  /** The mini program winners confirm cash transfers in (linked from customer-service messages). */
+  readonly miniprogram: { readonly appId: string | undefined };
+  /** Phone top-up provider; apiBase undefined in sandbox mode until the server knows its address (`<self>/sandbox/topup`). */
+  readonly topup: { readonly apiBase: string | undefined; readonly apiKey: string | undefined; readonly timeoutMs: number };
 }
 
 export class ConfigError extends Error {
@@ -121,6 +182,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     : // Sandbox only: a fixed, derived key so local data stays readable across restarts.
       createHash('sha256').update(`sandbox-pii:${appId}`).digest();
   const codeKey = v.CODE_KEY ? Buffer.from(v.CODE_KEY, 'base64') : createHash('sha256').update(`sandbox-codes:${appId}`).digest();
+  const wechatPay = loadWechatPay(v, sandbox, appId);
   return Object.freeze({
     env: v.NODE_ENV,
     port: v.PORT,
@@ -150,6 +212,85 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     piiKey,
     codeKey,
     jobsEnabled: v.JOBS_ENABLED,
+    wechatPay,
+    miniprogram: Object.freeze({ appId: v.WECHAT_MINIPROGRAM_APPID ?? (sandbox ? 'wx0sandboxmini0001' : undefined) }),
+    topup: Object.freeze({ apiBase: v.TOPUP_API_BASE, apiKey: v.TOPUP_API_KEY, timeoutMs: v.TOPUP_TIMEOUT_MS }),
+  });
+}
+
+/** A PEM file named by an env variable, checked to parse; a ConfigError names the variable otherwise. */
+function readPem(variable: string, file: string, kind: 'private' | 'public' | 'certificate'): { pem: string; serial?: string } {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(variable, `cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}: ${file})`);
+  }
+  try {
+    if (kind === 'private') createPrivateKey(pem);
+    else if (kind === 'public') createPublicKey(pem);
+    else return { pem, serial: new X509Certificate(pem).serialNumber };
+  } catch {
+    throw new ConfigError(variable, `is not a PEM ${kind === 'certificate' ? 'certificate' : `${kind} key`} (${file})`);
+  }
+  return { pem };
+}
+
+/**
+ * WeChat Pay is optional: outside the sandbox it is `off` unless WECHATPAY_MCHID is set, and then every credential
+ * is required (a half-configured payer is refused at boot rather than at the first cash prize).
+ */
+function loadWechatPay(v: Record<string, any>, sandbox: boolean, appId: string): Config['wechatPay'] {
+  const live = v.WECHATPAY_MCHID !== undefined;
+  const mode: Config['wechatPay']['mode'] = live ? 'live' : sandbox ? 'sandbox' : 'off';
+  const transfer = Object.freeze({
+    sceneId: v.TRANSFER_SCENE_ID,
+    activityName: v.TRANSFER_ACTIVITY_NAME,
+    rewardDesc: v.TRANSFER_REWARD_DESC,
+    remark: v.TRANSFER_REMARK,
+  });
+  const common = { timeoutMs: v.WECHATPAY_TIMEOUT_MS as number, appId: (v.TRANSFER_APPID ?? appId) as string, transfer };
+  if (!live) {
+    // The sandbox's identity (server/src/wechat/sandbox/pay-keys.ts); its PEMs are loaded by app.ts.
+    return Object.freeze({
+      mode,
+      mchid: sandbox ? SANDBOX_PAY.mchid : undefined,
+      serialNo: sandbox ? SANDBOX_PAY.merchantSerial : undefined,
+      privateKeyPem: undefined,
+      publicKeyId: sandbox ? SANDBOX_PAY.publicKeyId : undefined,
+      publicKeyPem: undefined,
+      platformCertPem: undefined,
+      platformCertSerial: undefined,
+      apiV3Key: sandbox ? sandboxApiV3Key(appId) : undefined,
+      apiBase: v.WECHATPAY_API_BASE,
+      notifyUrl: v.WECHATPAY_NOTIFY_URL,
+      ...common,
+    });
+  }
+  for (const name of ['WECHATPAY_SERIAL', 'WECHATPAY_PRIVATE_KEY_PATH', 'WECHATPAY_APIV3_KEY', 'WECHATPAY_NOTIFY_URL']) {
+    if (v[name] === undefined) throw new ConfigError(name, 'is required when WECHATPAY_MCHID is set');
+  }
+  if (!v.WECHATPAY_PLATFORM_CERT_PATH && !(v.WECHATPAY_PUBLIC_KEY_ID && v.WECHATPAY_PUBLIC_KEY_PATH)) {
+    const missing = v.WECHATPAY_PUBLIC_KEY_ID ? 'WECHATPAY_PUBLIC_KEY_PATH' : 'WECHATPAY_PUBLIC_KEY_ID';
+    throw new ConfigError(missing, 'is required when WECHATPAY_MCHID is set (or WECHATPAY_PLATFORM_CERT_PATH for the legacy certificate mode)');
+  }
+  if (!sandbox && !String(v.WECHATPAY_NOTIFY_URL).startsWith('https://')) {
+    throw new ConfigError('WECHATPAY_NOTIFY_URL', `must be an https URL (got "${v.WECHATPAY_NOTIFY_URL}")`);
+  }
+  const cert = v.WECHATPAY_PLATFORM_CERT_PATH ? readPem('WECHATPAY_PLATFORM_CERT_PATH', v.WECHATPAY_PLATFORM_CERT_PATH, 'certificate') : undefined;
+  return Object.freeze({
+    mode,
+    mchid: v.WECHATPAY_MCHID,
+    serialNo: v.WECHATPAY_SERIAL,
+    privateKeyPem: readPem('WECHATPAY_PRIVATE_KEY_PATH', v.WECHATPAY_PRIVATE_KEY_PATH, 'private').pem,
+    publicKeyId: v.WECHATPAY_PUBLIC_KEY_PATH ? v.WECHATPAY_PUBLIC_KEY_ID : undefined,
+    publicKeyPem: v.WECHATPAY_PUBLIC_KEY_PATH && v.WECHATPAY_PUBLIC_KEY_ID ? readPem('WECHATPAY_PUBLIC_KEY_PATH', v.WECHATPAY_PUBLIC_KEY_PATH, 'public').pem : undefined,
+    platformCertPem: cert?.pem,
+    platformCertSerial: cert?.serial,
+    apiV3Key: v.WECHATPAY_APIV3_KEY,
+    apiBase: v.WECHATPAY_API_BASE ?? 'https://api.mch.weixin.qq.com',
+    notifyUrl: v.WECHATPAY_NOTIFY_URL,
+    ...common,
   });
 }
 

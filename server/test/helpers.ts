@@ -14,6 +14,9 @@ import { openDatabase, type Database } from '../src/db/client.ts';
 import { buildApp, type BuildOptions } from '../src/app.ts';
 import { SandboxState, sandboxPlugin } from '../src/wechat/sandbox/platform.ts';
 import { WeChatSimulator, type Transport } from '../src/wechat/sandbox/simulator.ts';
+import { PaySandboxState, paySandboxPlugin } from '../src/wechat/sandbox/pay.ts';
+import { SANDBOX_PAY, sandboxApiV3Key, sandboxPayKeys } from '../src/wechat/sandbox/pay-keys.ts';
+import { TopupSandboxState, topupSandboxPlugin } from '../src/wechat/sandbox/topup.ts';
 
 type T = { teardown(fn: () => unknown): void };
 
@@ -72,6 +75,49 @@ export async function startSandbox(t: T, appId: string, appSecret: string) {
   return { state, url: address };
 }
 
+/**
+ * The WeChat Pay sandbox (sandbox keys, http notify URLs allowed), the top-up sandbox, and a relay that forwards
+ * WeChat Pay's notifications into an app driven by inject (set `relay.target` once the app exists).
+ */
+export async function startPaySandboxes(t: T, appId: string) {
+  const keys = sandboxPayKeys();
+  const payState = new PaySandboxState({
+    mchid: SANDBOX_PAY.mchid,
+    merchantPublicKeyPem: keys.merchantPublicKeyPem,
+    platformPrivateKeyPem: keys.platformPrivateKeyPem,
+    platformPublicKeyId: SANDBOX_PAY.publicKeyId,
+    apiV3Key: sandboxApiV3Key(appId),
+    allowHttpNotifyUrl: true,
+  });
+  const topupState = new TopupSandboxState();
+  const server = Fastify({ logger: false });
+  await server.register(paySandboxPlugin(payState), { prefix: '/pay' });
+  await server.register(topupSandboxPlugin(topupState), { prefix: '/topup' });
+  const relay: { target?: { inject: (o: any) => Promise<{ statusCode: number; body: string }> } } = {};
+  await server.register(async (r) => {
+    r.removeContentTypeParser('application/json');
+    r.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, String(body)));
+    r.post('/relay/pay/notify/transfer', async (req, reply) => {
+      if (!relay.target) return reply.code(503).send({ code: 'FAIL', message: 'no app' });
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('wechatpay-') && typeof v === 'string') headers[k] = v;
+      const res = await relay.target.inject({ method: 'POST', url: '/pay/notify/transfer', headers, payload: req.body as string });
+      return reply.code(res.statusCode).type('application/json').send(res.body);
+    });
+  });
+  const url = await server.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(async () => {
+    topupState.finishAll();
+    await server.close();
+  });
+  return {
+    pay: { state: payState, url: `${url}/pay` },
+    topup: { state: topupState, url: `${url}/topup` },
+    notifyUrl: `${url}/relay/pay/notify/transfer`,
+    relay,
+  };
+}
+
 export function testConfig(env: Record<string, string> = {}): Config {
   return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JOBS_ENABLED: 'false', RULES_CACHE_TTL_MS: '0', ...env });
 }
@@ -84,9 +130,17 @@ export interface TestAppOptions extends BuildOptions {
 export async function buildTestApp(t: T, opts: TestAppOptions = {}) {
   const base = testConfig(opts.env);
   const sandbox = await startSandbox(t, base.wechat.appId, base.wechat.appSecret);
-  const config = testConfig({ WECHAT_API_BASE: sandbox.url, ...opts.env });
+  const payboxes = await startPaySandboxes(t, base.wechat.appId);
+  const config = testConfig({
+    WECHAT_API_BASE: sandbox.url,
+    WECHATPAY_API_BASE: payboxes.pay.url,
+    WECHATPAY_NOTIFY_URL: payboxes.notifyUrl,
+    TOPUP_API_BASE: payboxes.topup.url,
+    ...opts.env,
+  });
   const database = opts.database ?? (await testDatabase(t));
   const built = await buildApp(config, { ...opts, database, logger: false });
+  payboxes.relay.target = built.app;
   t.teardown(() => built.app.close());
   const transport: Transport = {
     async post(pathAndQuery, body, contentType) {
@@ -96,7 +150,8 @@ export async function buildTestApp(t: T, opts: TestAppOptions = {}) {
   };
   const simulator = (encrypt = opts.encrypt ?? false, compatible = false) =>
     new WeChatSimulator({ transport, token: config.wechat.token, appId: config.wechat.appId, encodingAesKey: config.wechat.encodingAesKey, sandboxUrl: sandbox.url, encrypt, compatible });
-  return { ...built, config, sandbox, database, sim: simulator(), simulator };
+  // paySandbox / topupSandbox: the WeChat Pay and top-up sandboxes this app talks to (state + base URL).
+  return { ...built, config, sandbox, database, sim: simulator(), simulator, paySandbox: payboxes.pay, topupSandbox: payboxes.topup };
 }
 
 /** Log in as the seeded admin and return auth headers. */

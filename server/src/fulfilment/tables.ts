@@ -42,6 +42,9 @@ export const fulfilments = pgTable('fulfilments', {
   uniqueIndex('fulfilments_out_no_uq').on(t.outNo),
   index('fulfilments_due_idx').on(t.state, t.nextAttemptAt),
   index('fulfilments_openid_idx').on(t.openid, t.state),
+  // Campaign ops: counters by prize and state (index-only), and the redemptions export's draw → fulfilment lookup.
+  index('fulfilments_campaign_idx').on(t.campaignId, t.prizeId, t.state),
+  index('fulfilments_draw_idx').on(t.drawId),
 ]);
 
 /** Every state change of a fulfilment, for ops. */

@@ -1,0 +1,276 @@
+/**
+ * A small WeChat Pay API v3 client over fetch for merchant transfer (商家转账, shared/wechat-protocol.md §6.6):
+ * create / query / cancel transfer bills, and MCHTRANSFER.BILL.FINISHED notifications. Requests are signed and
+ * every answer's signature is verified (public-key or platform-certificate mode) with crypto.ts.
+ *
+ * Outcomes: a verified 2xx is a result; a verified 4xx is a PayApiError (the request was refused); anything else —
+ * timeout, network error, 5xx, 429, an answer whose signature does not verify — is a PayUnknownError: the bill may
+ * or may not exist, so query it before any retry, and never retry with a new out_bill_no (§6.6, §6.9).
+ */
+import {
+  createPayVerifier,
+  decryptNotificationResource,
+  PayDecryptError,
+  PayVerifyError,
+  readPayHeaders,
+  signRequest,
+  type KeyInput,
+  type PayVerifier,
+} from './crypto.ts';
+
+export const TRANSFER_BILLS_PATH = '/v3/fund-app/mch-transfer/transfer-bills';
+
+export type TransferBillState = 'ACCEPTED' | 'PROCESSING' | 'WAIT_USER_CONFIRM' | 'TRANSFERING' | 'SUCCESS' | 'FAIL' | 'CANCELING' | 'CANCELLED';
+export const TERMINAL_BILL_STATES: ReadonlySet<TransferBillState> = new Set(['SUCCESS', 'FAIL', 'CANCELLED']);
+
+export interface TransferSceneReportInfo {
+  info_type: string;
+  info_content: string;
+}
+
+/** The request body of POST /v3/fund-app/mch-transfer/transfer-bills (minus appid, added by the client). */
+export interface CreateTransferBillInput {
+  out_bill_no: string;
+  transfer_scene_id: string;
+  openid: string;
+  /** fen */
+  transfer_amount: number;
+  /** ≤ 32 characters, shown to the user. */
+  transfer_remark: string;
+  notify_url?: string;
+  user_recv_perception?: string;
+  transfer_scene_report_infos: TransferSceneReportInfo[];
+  /** Already RSA-OAEP encrypted (encryptSensitiveField); required from 2000 yuan. */
+  user_name?: string;
+}
+
+export interface TransferBillCreated {
+  out_bill_no: string;
+  transfer_bill_no: string;
+  create_time: string;
+  state: TransferBillState;
+  fail_reason?: string;
+  package_info?: string;
+}
+
+export interface TransferBill {
+  mch_id: string;
+  out_bill_no: string;
+  transfer_bill_no: string;
+  appid: string;
+  state: TransferBillState;
+  transfer_amount: number;
+  transfer_remark: string;
+  fail_reason?: string;
+  openid?: string;
+  create_time: string;
+  update_time: string;
+}
+
+export interface TransferBillCancelled {
+  out_bill_no: string;
+  transfer_bill_no: string;
+  state: TransferBillState;
+  update_time: string;
+}
+
+/** The decrypted resource of MCHTRANSFER.BILL.FINISHED. */
+export interface TransferBillNotification {
+  out_bill_no: string;
+  transfer_bill_no: string;
+  state: TransferBillState;
+  mch_id: string;
+  transfer_amount: number;
+  openid: string;
+  fail_reason?: string;
+  create_time: string;
+  update_time: string;
+}
+
+/** WeChat Pay refused the request (a verified 4xx): `{code, message, detail?}` (§6.9). Do not branch on message. */
+export class PayApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly detail?: unknown,
+  ) {
+    super(`WeChat Pay ${status} ${code}: ${message}`);
+    this.name = 'PayApiError';
+  }
+}
+
+export type PayUnknownReason = 'timeout' | 'network' | 'server_error' | 'rate_limited' | 'verify_failed' | 'bad_response';
+
+/** The outcome is unknown: the call may have taken effect. Query by out_bill_no before anything else. */
+export class PayUnknownError extends Error {
+  constructor(
+    readonly reason: PayUnknownReason,
+    message: string,
+    readonly status?: number,
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'PayUnknownError';
+  }
+}
+
+/** A notification that must be refused (answer 4xx/5xx so WeChat Pay retries): bad signature, stale, undecryptable. */
+export class PayNotificationError extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+    this.name = 'PayNotificationError';
+  }
+}
+
+export interface PayClientOptions {
+  /** https://api.mch.weixin.qq.com, or the sandbox (`…/sandbox/pay`). A path prefix is kept in requests. */
+  baseUrl: string;
+  mchid: string;
+  /** Serial number of the merchant API certificate. */
+  serialNo: string;
+  privateKey: KeyInput;
+  /** WeChat Pay public key (public-key mode) or platform certificates (legacy mode); at least one. */
+  publicKeys?: Record<string, KeyInput>;
+  platformCertificates?: Record<string, string | Buffer>;
+  apiV3Key: string;
+  /** The AppID the openids belong to (`appid` of transfer bills). */
+  appId: string;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+  /** Wall clock for signature freshness (ms). */
+  now?: () => number;
+}
+
+export function createPayClient(opts: PayClientOptions) {
+  const base = new URL(opts.baseUrl.replace(/\/+$/, ''));
+  const basePath = base.pathname === '/' ? '' : base.pathname;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const doFetch = opts.fetch ?? fetch;
+  const verifier: PayVerifier = createPayVerifier({
+    ...(opts.publicKeys ? { publicKeys: opts.publicKeys } : {}),
+    ...(opts.platformCertificates ? { platformCertificates: opts.platformCertificates } : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+
+  async function call<T>(method: 'GET' | 'POST', path: string, payload?: unknown): Promise<{ status: number; data: T | undefined }> {
+    const body = payload === undefined ? '' : JSON.stringify(payload);
+    const pathWithQuery = basePath + path;
+    const { authorization } = signRequest({
+      method,
+      pathWithQuery,
+      body,
+      mchid: opts.mchid,
+      serialNo: opts.serialNo,
+      privateKey: opts.privateKey,
+      ...(opts.now ? { timestamp: Math.floor(opts.now() / 1000) } : {}),
+    });
+    let res: Response;
+    let text: string;
+    try {
+      res = await doFetch(`${base.origin}${pathWithQuery}`, {
+        method,
+        headers: {
+          authorization,
+          accept: 'application/json',
+          'user-agent': 'wechat-brand-backend/0.1',
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(method === 'POST' ? { body } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      const e = err as Error;
+      if (e.name === 'TimeoutError' || e.name === 'AbortError') throw new PayUnknownError('timeout', `WeChat Pay did not answer ${method} ${path} within ${timeoutMs} ms`);
+      throw new PayUnknownError('network', `WeChat Pay unreachable (${method} ${path}): ${e.message}`);
+    }
+    const headers: Record<string, string> = {};
+    res.headers.forEach((v, k) => (headers[k] = v));
+    // Verify before trusting anything in the answer, errors included (a forged 4xx must not make us give up).
+    try {
+      verifier.verify({ ...readPayHeaders(headers), body: text });
+    } catch (err) {
+      const reason = err instanceof PayVerifyError ? err.reason : 'error';
+      throw new PayUnknownError('verify_failed', `WeChat Pay answer to ${method} ${path} failed verification (${reason}), HTTP ${res.status}`, res.status);
+    }
+    let json: any;
+    try {
+      json = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      throw new PayUnknownError('bad_response', `WeChat Pay answered ${res.status} with non-JSON to ${method} ${path}`, res.status);
+    }
+    if (res.status >= 200 && res.status < 300) return { status: res.status, data: json as T };
+    const code = typeof json?.code === 'string' ? json.code : `HTTP_${res.status}`;
+    const message = typeof json?.message === 'string' ? json.message : '';
+    if (res.status >= 500) throw new PayUnknownError('server_error', `WeChat Pay ${res.status} ${code}: ${message}`, res.status, code);
+    if (res.status === 429 || code === 'FREQUENCY_LIMITED') throw new PayUnknownError('rate_limited', `WeChat Pay ${res.status} ${code}: ${message}`, res.status, code);
+    throw new PayApiError(res.status, code, message, json?.detail);
+  }
+
+  return {
+    mchid: opts.mchid,
+    appId: opts.appId,
+
+    /** Create a bill (idempotent by out_bill_no: the same body returns the same bill, incl. package_info). */
+    async createTransferBill(input: CreateTransferBillInput): Promise<TransferBillCreated> {
+      const { data } = await call<TransferBillCreated>('POST', TRANSFER_BILLS_PATH, { appid: opts.appId, ...input });
+      if (!data || typeof data.state !== 'string' || typeof data.out_bill_no !== 'string') throw new PayUnknownError('bad_response', 'transfer-bills answer without state');
+      return data;
+    },
+
+    /** The bill, or null when WeChat Pay has none with that out_bill_no (RESOURCE_NOT_EXISTS / NOT_FOUND). */
+    async queryTransferBillByOutNo(outBillNo: string): Promise<TransferBill | null> {
+      try {
+        const { data } = await call<TransferBill>('GET', `${TRANSFER_BILLS_PATH}/out-bill-no/${encodeURIComponent(outBillNo)}`);
+        if (!data || typeof data.state !== 'string') throw new PayUnknownError('bad_response', 'transfer bill query answer without state');
+        return data;
+      } catch (err) {
+        if (err instanceof PayApiError && err.status === 404) return null;
+        throw err;
+      }
+    },
+
+    /** Ask to cancel a bill the user has not confirmed; asynchronous (CANCELING → CANCELLED): query afterwards. */
+    async cancelTransferBill(outBillNo: string): Promise<TransferBillCancelled> {
+      const { data } = await call<TransferBillCancelled>('POST', `${TRANSFER_BILLS_PATH}/out-bill-no/${encodeURIComponent(outBillNo)}/cancel`);
+      if (!data || typeof data.state !== 'string') throw new PayUnknownError('bad_response', 'cancel answer without state');
+      return data;
+    },
+
+    /**
+     * Verify (signature + timestamp) and decrypt (GCM tag checked) a notification, from the raw body exactly as
+     * received. Throws PayNotificationError for anything that must be refused. `event_type` tells what it is.
+     */
+    parseNotification(headers: Record<string, string | string[] | undefined>, rawBody: string): { id: string; eventType: string; resource: unknown } {
+      try {
+        verifier.verify({ ...readPayHeaders(headers), body: rawBody });
+      } catch (err) {
+        throw new PayNotificationError(err instanceof PayVerifyError ? err.reason : 'bad_signature', (err as Error).message);
+      }
+      let envelope: any;
+      try {
+        envelope = JSON.parse(rawBody);
+      } catch {
+        throw new PayNotificationError('bad_input', 'notification body is not JSON');
+      }
+      if (!envelope || typeof envelope !== 'object' || typeof envelope.event_type !== 'string' || !envelope.resource || typeof envelope.resource !== 'object') {
+        throw new PayNotificationError('bad_input', 'notification without event_type or resource');
+      }
+      let plaintext: string;
+      try {
+        plaintext = decryptNotificationResource(envelope.resource, opts.apiV3Key);
+      } catch (err) {
+        throw new PayNotificationError(err instanceof PayDecryptError ? err.reason : 'decrypt_failed', (err as Error).message);
+      }
+      let resource: unknown;
+      try {
+        resource = JSON.parse(plaintext);
+      } catch {
+        throw new PayNotificationError('bad_input', 'decrypted resource is not JSON');
+      }
+      return { id: String(envelope.id ?? ''), eventType: envelope.event_type, resource };
+    },
+  };
+}
+export type PayClient = ReturnType<typeof createPayClient>;

@@ -129,7 +129,7 @@ export function createCampaignAdminRepo(db: Db) {
         SELECT r.id::float8 AS id, r.openid, r.batch_id, b.name AS batch_name,
                (extract(epoch FROM r.redeemed_at) * 1000)::float8 AS redeemed_ms,
                (SELECT count(*) FROM profile_answers pa WHERE pa.openid = r.openid)::int AS answers,
-               d.outcome, p.name AS prize_name, p.kind AS prize_kind, f.state AS fulfilment_state,
+               d.outcome, p.name AS prize_name, p.kind AS prize_kind, coalesce(f.state, CASE WHEN p.kind = 'points' THEN 'succeeded' END) AS fulfilment_state,
                r.risk ->> 'decision' AS risk_decision
         FROM redemptions r
         LEFT JOIN code_batches b ON b.id = r.batch_id

@@ -301,6 +301,8 @@ export function createCampaignAdmin(deps: CampaignAdminDeps) {
       const batch = (s: string) => batches.find((b) => b.status === s) ?? { batches: 0, codes: 0 };
       const wonOf = (prizeId: number) => drawRows.find((d) => d.prizeId === prizeId)?.n ?? 0;
       const states = (prizeId: number | null) => Object.fromEntries(fulRows.filter((f) => f.prizeId === prizeId).map((f) => [f.state, f.n]));
+      // Points (prizes and consolation) are credited to the ledger by the draw itself: no job, fulfilled when drawn.
+      const pointsKind = new Set(prizes.filter((p) => p.kind === 'points').map((p) => p.id));
       const draws = drawRows.reduce((s, d) => s + d.n, 0);
 
       const perPrize = prizes.map((p) => {
@@ -311,7 +313,8 @@ export function createCampaignAdmin(deps: CampaignAdminDeps) {
           : shards ? shards.remaining : p.totalStock;
         return {
           prizeId: p.id, name: p.name, kind: p.kind, won, stockRemaining,
-          dailyCap: shards?.dailyCap ?? p.dailyStock, issuedToday: shards?.issuedToday ?? 0, fulfilment: states(p.id),
+          dailyCap: shards?.dailyCap ?? p.dailyStock, issuedToday: shards?.issuedToday ?? 0,
+          fulfilment: pointsKind.has(p.id) ? (won > 0 ? { succeeded: won } : {}) : states(p.id),
         };
       });
       const wins = perPrize.filter((p) => p.kind !== 'thanks').reduce((s, p) => s + p.won, 0);
@@ -325,7 +328,7 @@ export function createCampaignAdmin(deps: CampaignAdminDeps) {
         campaignId: id, status: c.status, asOf: now.toISOString(),
         codes: { printed: batch('active').codes, voided: batch('voided').codes, activeBatches: batch('active').batches, voidedBatches: batch('voided').batches },
         redeemed, questionsCompleted: draws, pendingDraws: Math.max(0, redeemed - draws), draws, wins, losses: draws - wins,
-        prizes: perPrize, byKind, consolation: states(null),
+        prizes: perPrize, byKind, consolation: c.lossPoints > 0 && draws - wins > 0 ? { succeeded: draws - wins } : {},
       };
     },
 

@@ -34,11 +34,31 @@ export interface RedeemInput {
   at: Date;
   /** Campaign-local day for the daily limit. */
   day: string;
+  /** Pre-drawn results by campaign id, used when the profile already unlocks the draw (see REDEEM_SQL). */
+  fuse: Record<string, FusedDraw> | null;
+}
+
+/** A draw decided before the redemption, for one campaign the code may belong to. */
+export interface FusedDraw {
+  keys: string[];
+  required: string[];
+  min: number;
+  eligible: Array<[number, number]>;
+  roll: number;
+  drawn_prize_id: number | null;
+  prize_id: number | null;
+  outcome: 'won' | 'lost';
+  f_kind: string | null;
+  f_amount: number;
+  points: number;
 }
 
 export interface RedeemRow {
   ord: number;
   redemption_id: string | null;
+  /** Set when the draw happened in the same statement. */
+  draw_id: string | null;
+  balance: string | number | null;
   campaign_id: number | null;
   batch_status: string | null;
   campaign_status: string | null;
@@ -57,16 +77,84 @@ export interface RedeemRow {
   answered: string[];
 }
 
+export interface DrawInput {
+  redemptionId: string;
+  mode: 'dynamic' | 'deck';
+  eligible: Array<[number, number]>;
+  roll: number | null;
+  drawnPrizeId: number | null;
+  /** What is issued (null = thanks). */
+  prizeId: number | null;
+  outcome: 'won' | 'lost' | 'out_of_stock';
+  at: Date;
+  /** Fulfilment of the prize (null for thanks). Points are credited in the statement itself, without a job. */
+  fulfilKind: 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | null;
+  fulfilAmount: number;
+  /** Points credited now: the prize's points when won, consolation points when lost. */
+  points: number;
+}
+
+export interface DrawRow {
+  ord: number;
+  draw_id: string | null;
+  balance: string | number | null;
+}
+
+// Draws, set-based. The redemption's status flips redeemed → drawn exactly once (the gate); only gated rows get a
+// draw, a ledger entry (points prizes and consolation points: fulfilled here, no job) and a fulfilment job (others). Points (prize or consolation) are credited in the same statement:
+// balance and ledger row change together, keyed `draw:<id>` / `consolation:<id>` (the ledger's idempotency keys).
+/**
+ * What every draw writes after its draw row, from a CTE `g` with columns openid, campaign_id, prize_id, outcome, at,
+ * f_kind, f_amount, points, draw_id, points_key: points credited (balance and ledger row together) and the
+ * fulfilment job for prizes that are not points.
+ */
+const DRAW_TAIL = `), acct AS (
+  INSERT INTO points_accounts (openid, balance, updated_at)
+  SELECT openid, points, at FROM g WHERE points > 0 ORDER BY openid
+  ON CONFLICT (openid) DO UPDATE SET balance = points_accounts.balance + EXCLUDED.balance, updated_at = EXCLUDED.updated_at
+  RETURNING openid, balance
+), led AS (
+  INSERT INTO points_ledger (openid, delta, balance_after, idempotency_key, reason, detail, created_at)
+  SELECT g.openid, g.points, acct.balance, g.points_key, CASE WHEN g.outcome = 'won' THEN 'lottery_prize' ELSE 'lottery_consolation' END,
+         jsonb_build_object('drawId', g.draw_id, 'campaignId', g.campaign_id), g.at
+  FROM g JOIN acct ON acct.openid = g.openid WHERE g.points > 0
+  RETURNING 1
+), f AS (
+  -- Points are fulfilled above (the ledger row is their record); other prizes get a fulfilment job.
+  INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, created_at, updated_at)
+  SELECT 'draw:' || g.draw_id, g.draw_id, g.campaign_id, g.openid, g.prize_id, g.f_kind, g.f_amount, 'pending', g.at, 'D' || g.draw_id, g.at, g.at
+  FROM g WHERE g.outcome = 'won' AND g.f_kind IS NOT NULL AND g.f_kind <> 'points'
+  RETURNING 1
+)`;
+
+const DRAW_SQL = `
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, redemption_id bigint, mode text, eligible jsonb, roll bigint,
+    drawn_prize_id int, prize_id int, outcome text, at timestamptz, f_kind text, f_amount int, points int)
+), gate AS (
+  UPDATE redemptions r SET status = 'drawn', drawn_at = i.at FROM input i
+  WHERE r.id = ANY(ARRAY(SELECT redemption_id FROM input)) AND r.id = i.redemption_id AND r.status = 'redeemed'
+  RETURNING r.id, r.campaign_id, r.openid, i.ord, i.mode, i.eligible, i.roll, i.drawn_prize_id, i.prize_id, i.outcome, i.at, i.f_kind, i.f_amount, i.points
+), d AS (
+  INSERT INTO draws (redemption_id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, created_at)
+  SELECT id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, at FROM gate ORDER BY id
+  RETURNING id, redemption_id
+), g AS (
+  SELECT gate.*, d.id AS draw_id, CASE WHEN gate.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key
+  FROM gate JOIN d ON d.redemption_id = gate.id
+${DRAW_TAIL}
+SELECT i.ord, g.draw_id::text AS draw_id, acct.balance FROM input i LEFT JOIN g ON g.ord = i.ord LEFT JOIN acct ON acct.openid = g.openid`;
+
 // One row per message. Several messages of one batch may carry the same code: the earliest wins (DISTINCT ON).
 // Callers never put two messages of one user in one batch (the ON CONFLICT upsert could not count both).
 const REDEEM_SQL = `
 WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, key text, openid text, at timestamptz, day date)
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, key text, openid text, at timestamptz, day date, fuse jsonb)
 ), hit AS (
   SELECT c.key, c.batch_id, c.prize_id, c.redeemed_by, c.redeemed_at FROM codes c
   WHERE c.key = ANY(ARRAY(SELECT decode(key, 'hex') FROM input))
 ), info AS (
-  SELECT i.ord, i.openid, i.at, i.day, h.key, h.batch_id, h.prize_id, h.redeemed_by, h.redeemed_at,
+  SELECT i.ord, i.openid, i.at, i.day, i.fuse, h.key, h.batch_id, h.prize_id, h.redeemed_by, h.redeemed_at,
          b.status AS batch_status, b.campaign_id, cp.status AS campaign_status, cp.starts_at, cp.ends_at,
          cp.redemptions_per_day AS per_day, cp.draws_per_campaign AS per_campaign
   FROM input i
@@ -91,88 +179,49 @@ WITH input AS (
   FROM cand JOIN lim ON lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
   WHERE c.key = ANY(ARRAY(SELECT key FROM cand)) AND c.key = cand.key AND c.redeemed_at IS NULL
   RETURNING cand.ord
-), red AS (
-  INSERT INTO redemptions (campaign_id, batch_id, code_key, openid, status, deck_prize_id, redeemed_at)
-  SELECT cand.campaign_id, cand.batch_id, cand.key, cand.openid, 'redeemed', cand.prize_id, cand.at
+), won AS (
+  -- Redeemed now. The caller pre-drew for each campaign the code may belong to (\`fuse\`, keyed by campaign id);
+  -- when the profile already unlocks the draw, the draw happens in this same statement (one commit).
+  SELECT cand.*, pk.pick,
+    pk.pick IS NOT NULL
+      AND (SELECT count(*) FROM profile_answers pa WHERE pa.openid = cand.openid
+             AND pa.question_key = ANY(ARRAY(SELECT jsonb_array_elements_text(pk.pick -> 'keys')))) >= (pk.pick ->> 'min')::int
+      AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(pk.pick -> 'required') rk(k)
+             WHERE NOT EXISTS (SELECT 1 FROM profile_answers pa WHERE pa.openid = cand.openid AND pa.question_key = rk.k)) AS fused
   FROM cand JOIN upd ON upd.ord = cand.ord
-  ORDER BY cand.key
+  CROSS JOIN LATERAL (SELECT cand.fuse -> cand.campaign_id::text AS pick) pk
+), red AS (
+  INSERT INTO redemptions (campaign_id, batch_id, code_key, openid, status, deck_prize_id, redeemed_at, drawn_at)
+  SELECT campaign_id, batch_id, key, openid, CASE WHEN fused THEN 'drawn' ELSE 'redeemed' END, prize_id, at, CASE WHEN fused THEN at END
+  FROM won ORDER BY key
   RETURNING id, code_key
-)
-SELECT i.ord, red.id::text AS redemption_id, info.campaign_id, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
+), g0 AS (
+  SELECT won.*, red.id AS redemption_id FROM won JOIN red ON red.code_key = won.key WHERE won.fused
+), d AS (
+  INSERT INTO draws (redemption_id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, created_at)
+  SELECT redemption_id, campaign_id, openid, 'dynamic', pick -> 'eligible', (pick ->> 'roll')::bigint, (pick ->> 'drawn_prize_id')::int,
+         (pick ->> 'prize_id')::int, pick ->> 'outcome', at
+  FROM g0 ORDER BY redemption_id
+  RETURNING id, redemption_id
+), g AS (
+  SELECT g0.openid, g0.campaign_id, (g0.pick ->> 'prize_id')::int AS prize_id, g0.pick ->> 'outcome' AS outcome, g0.at,
+         g0.pick ->> 'f_kind' AS f_kind, (g0.pick ->> 'f_amount')::int AS f_amount, (g0.pick ->> 'points')::int AS points,
+         d.id AS draw_id, CASE WHEN g0.pick ->> 'outcome' = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key, g0.ord
+  FROM g0 JOIN d ON d.redemption_id = g0.redemption_id
+${DRAW_TAIL}
+SELECT i.ord, red.id::text AS redemption_id, g.draw_id::text AS draw_id, acct.balance, info.campaign_id, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
   info.redeemed_by, info.redeemed_at, (lim.openid IS NOT NULL) AS counted, (cand.ord IS NOT NULL) AS candidate,
   u2.day::text AS c_day, u2.day_count, u2.total, info.per_day, info.per_campaign, info.prize_id AS deck_prize_id,
-  CASE WHEN red.id IS NULL THEN '[]'::jsonb ELSE
+  CASE WHEN red.id IS NULL OR g.draw_id IS NOT NULL THEN '[]'::jsonb ELSE
     (SELECT coalesce(jsonb_agg(pa.question_key), '[]'::jsonb) FROM profile_answers pa WHERE pa.openid = i.openid) END AS answered
 FROM input i
 LEFT JOIN info ON info.ord = i.ord
 LEFT JOIN cand ON cand.ord = i.ord
 LEFT JOIN lim ON cand.ord IS NOT NULL AND lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
 LEFT JOIN red ON cand.ord IS NOT NULL AND red.code_key = cand.key
+LEFT JOIN g ON g.ord = i.ord
+LEFT JOIN acct ON acct.openid = g.openid
 LEFT JOIN campaign_user_counters u2 ON u2.campaign_id = info.campaign_id AND u2.openid = i.openid`;
-
-export interface DrawInput {
-  redemptionId: string;
-  mode: 'dynamic' | 'deck';
-  eligible: Array<[number, number]>;
-  roll: number | null;
-  drawnPrizeId: number | null;
-  /** What is issued (null = thanks). */
-  prizeId: number | null;
-  outcome: 'won' | 'lost' | 'out_of_stock';
-  at: Date;
-  /** Fulfilment of the prize (null for thanks). Points are credited in the statement itself. */
-  fulfilKind: 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | null;
-  fulfilAmount: number;
-  /** Points credited now: the prize's points when won, consolation points when lost. */
-  points: number;
-}
-
-export interface DrawRow {
-  ord: number;
-  draw_id: string | null;
-  balance: string | number | null;
-}
-
-// Draws, set-based. The redemption's status flips redeemed → drawn exactly once (the gate); only gated rows get a
-// draw, a ledger entry and a fulfilment job. Points (prize or consolation) are credited in the same statement:
-// balance and ledger row change together, keyed `draw:<id>` / `consolation:<id>` (the ledger's idempotency keys).
-const DRAW_SQL = `
-WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, redemption_id bigint, mode text, eligible jsonb, roll bigint,
-    drawn_prize_id int, prize_id int, outcome text, at timestamptz, f_kind text, f_amount int, points int)
-), gate AS (
-  UPDATE redemptions r SET status = 'drawn', drawn_at = i.at FROM input i
-  WHERE r.id = ANY(ARRAY(SELECT redemption_id FROM input)) AND r.id = i.redemption_id AND r.status = 'redeemed'
-  RETURNING r.id, r.campaign_id, r.openid, i.ord, i.mode, i.eligible, i.roll, i.drawn_prize_id, i.prize_id, i.outcome, i.at, i.f_kind, i.f_amount, i.points
-), d AS (
-  INSERT INTO draws (redemption_id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, created_at)
-  SELECT id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, at FROM gate ORDER BY id
-  RETURNING id, redemption_id
-), g AS (
-  SELECT gate.*, d.id AS draw_id, CASE WHEN gate.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key
-  FROM gate JOIN d ON d.redemption_id = gate.id
-), acct AS (
-  INSERT INTO points_accounts (openid, balance, updated_at)
-  SELECT openid, points, at FROM g WHERE points > 0 ORDER BY openid
-  ON CONFLICT (openid) DO UPDATE SET balance = points_accounts.balance + EXCLUDED.balance, updated_at = EXCLUDED.updated_at
-  RETURNING openid, balance
-), led AS (
-  INSERT INTO points_ledger (openid, delta, balance_after, idempotency_key, reason, detail, created_at)
-  SELECT g.openid, g.points, acct.balance, g.points_key, CASE WHEN g.outcome = 'won' THEN 'lottery_prize' ELSE 'lottery_consolation' END,
-         jsonb_build_object('drawId', g.draw_id, 'campaignId', g.campaign_id), g.at
-  FROM g JOIN acct ON acct.openid = g.openid WHERE g.points > 0
-  RETURNING 1
-), f AS (
-  INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
-  SELECT CASE WHEN g.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || g.draw_id, g.draw_id, g.campaign_id, g.openid, g.prize_id,
-         coalesce(g.f_kind, 'points'), CASE WHEN g.f_kind IS NULL THEN g.points ELSE g.f_amount END,
-         CASE WHEN coalesce(g.f_kind, 'points') = 'points' THEN 'succeeded' ELSE 'pending' END, g.at,
-         CASE WHEN g.outcome = 'won' THEN 'D' ELSE 'C' END || g.draw_id,
-         CASE WHEN coalesce(g.f_kind, 'points') = 'points' THEN jsonb_build_object('ledgerKey', g.points_key) END, g.at, g.at
-  FROM g WHERE g.f_kind IS NOT NULL OR g.points > 0
-  RETURNING 1
-)
-SELECT i.ord, g.draw_id::text AS draw_id, acct.balance FROM input i LEFT JOIN g ON g.ord = i.ord LEFT JOIN acct ON acct.openid = g.openid`;
 
 function drawJson(items: DrawInput[]) {
   return JSON.stringify(items.map((d, ord) => ({
@@ -194,8 +243,8 @@ export function createRedeemRepo(database: Database) {
 
   return {
     async redeemMany(items: RedeemInput[]): Promise<RedeemRow[]> {
-      const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day })));
-      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch', REDEEM_SQL, [input]));
+      const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day, fuse: r.fuse })));
+      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v2', REDEEM_SQL, [input]));
       return rows.sort((a, b) => a.ord - b.ord);
     },
 

@@ -14,7 +14,7 @@ import type { DialogStore, ActiveDialog } from '../bot/dialogs.ts';
 import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
 import { weightedPick, type RandomInt } from './lottery.ts';
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
-import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
+import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 
 export const FLOW_CODE = 'campaign.code';
@@ -256,13 +256,45 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     return text(say(c, 'redeemedByOther', { code }));
   }
 
+  /**
+   * Draws decided ahead for each live campaign with this code length, so that a user whose profile already unlocks
+   * the draw gets it in the redemption statement itself. Not for deck mode, campaigns that re-ask answered questions,
+   * or a picked prize with limited stock (those draw in a second step, the stock one in its own transaction).
+   */
+  function predraw(all: Map<number, CachedCampaign>, codeLength: number, now: Date): Record<string, FusedDraw> | null {
+    let out: Record<string, FusedDraw> | null = null;
+    for (const c of all.values()) {
+      if (c.status !== 'live' || c.prizeMode !== 'dynamic' || c.reaskAnswered || c.codeLength !== codeLength || now < c.startsAt || now >= c.endsAt) continue;
+      const pick = weightedPick(c.prizes, deps.random);
+      const prize = c.prizes.find((p) => p.id === pick.prizeId);
+      if (prize?.limited) continue;
+      const won = !!prize && prize.kind !== 'thanks';
+      const f = fulfilmentOf(won ? prize : undefined);
+      (out ??= {})[String(c.id)] = {
+        keys: c.questions.map((q) => q.key), required: c.questions.filter((q) => q.required).map((q) => q.key), min: Math.min(c.unlockMin, c.questions.length),
+        eligible: pick.eligible, roll: pick.roll, drawn_prize_id: pick.prizeId, prize_id: won ? prize!.id : null, outcome: won ? 'won' : 'lost',
+        f_kind: f.fulfilKind, f_amount: f.fulfilAmount, points: won ? f.points : c.lossPoints,
+      };
+    }
+    return out;
+  }
+
   async function redeemCode(openid: string, code: string, now: Date, dialogOpen: boolean): Promise<ReplyMessage> {
     const key = keyer.key(code).toString('hex');
     const day = localDay(now);
-    const row = await redeemBatch({ key, openid, at: now, day });
+    const fuse = predraw((await campaigns()).byId, code.length - 1, now);
+    const row = await redeemBatch({ key, openid, at: now, day, fuse });
     if (!row.redemption_id) return failureReply(row, code, openid, now, day);
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
+    if (row.draw_id) {
+      // Drawn in the same statement.
+      const pick = fuse![String(c.id)]!;
+      if (dialogOpen) await dialogs.clear(openid);
+      if (pick.f_kind && pick.f_kind !== 'points') deps.onFulfilmentQueued?.();
+      const prize = c.prizes.find((p) => p.id === pick.prize_id);
+      return text(resultText(c, prize, pick.outcome, pick.points, row.balance != null ? Number(row.balance) : null));
+    }
     return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true, dialogOpen);
   }
 

@@ -134,7 +134,7 @@ export const redemptions = pgTable('redemptions', {
 }, (t) => [
   uniqueIndex('redemptions_code_key_uq').on(t.codeKey),
   index('redemptions_campaign_idx').on(t.campaignId, t.redeemedAt),
-  index('redemptions_openid_idx').on(t.openid, t.status),
+  index('redemptions_openid_idx').on(t.openid),
 ]);
 
 /** Every draw, for audit: what was eligible, what the RNG picked, what was issued. Keyed by the redemption. */

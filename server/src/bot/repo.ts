@@ -104,7 +104,7 @@ export function createBotRepo(database: Database) {
       g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
     })));
     const replyByKey = JSON.stringify(Object.fromEntries(replies.map((r) => [r.key, r.reply])));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v2', CLAIM_SQL, [input, replyByKey]));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v2', CLAIM_SQL, [input, replyByKey], { plan: 'generic' }));
     if (items.length === 0) return [];
     const results: Array<ClaimResult | undefined> = new Array(items.length);
     for (const r of claimed) {

@@ -221,7 +221,7 @@ LEFT JOIN lim ON cand.ord IS NOT NULL AND lim.campaign_id = cand.campaign_id AND
 LEFT JOIN red ON cand.ord IS NOT NULL AND red.code_key = cand.key
 LEFT JOIN g ON g.ord = i.ord
 LEFT JOIN acct ON acct.openid = g.openid
-LEFT JOIN campaign_user_counters u2 ON u2.campaign_id = info.campaign_id AND u2.openid = i.openid`;
+LEFT JOIN LATERAL (SELECT day, day_count, total FROM campaign_user_counters WHERE campaign_id = info.campaign_id AND openid = i.openid) u2 ON true`;
 
 function drawJson(items: DrawInput[]) {
   return JSON.stringify(items.map((d, ord) => ({
@@ -236,7 +236,7 @@ export function createRedeemRepo(database: Database) {
   async function drawMany(items: DrawInput[], tx: Tx = db): Promise<DrawRow[]> {
     const json = drawJson(items);
     const rows = tx === db
-      ? await retryOnDeadlock(() => database.prepared<DrawRow>('campaign_draw_batch', DRAW_SQL, [json]))
+      ? await retryOnDeadlock(() => database.prepared<DrawRow>('campaign_draw_batch', DRAW_SQL, [json], { plan: 'generic' }))
       : rowsOf<DrawRow>(await tx.execute(bind(DRAW_SQL, [json])));
     return rows.sort((a, b) => a.ord - b.ord);
   }
@@ -244,7 +244,7 @@ export function createRedeemRepo(database: Database) {
   return {
     async redeemMany(items: RedeemInput[]): Promise<RedeemRow[]> {
       const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day, fuse: r.fuse })));
-      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v2', REDEEM_SQL, [input]));
+      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v2', REDEEM_SQL, [input], { plan: 'generic' }));
       return rows.sort((a, b) => a.ord - b.ord);
     },
 

@@ -19,13 +19,28 @@ import { createFollowersService } from './followers/service.ts';
 import { createMessagingService } from './messaging/service.ts';
 import { createRepliesService } from './replies/service.ts';
 import { repliesRoutes } from './replies/routes.ts';
+import { createCodeBatchService } from './campaigns/batches.ts';
+import { batchRoutes } from './campaigns/batch-routes.ts';
+import { createCampaignAdmin } from './campaigns/admin.ts';
+import { campaignPublicRoutes, campaignRoutes } from './campaigns/routes.ts';
 import { createExtensions, createRouter, type BotExtensions } from './bot/router.ts';
 import { createBotService } from './bot/service.ts';
+import { createDialogStore } from './bot/dialogs.ts';
+import { createRedemptionService } from './campaigns/service.ts';
+import { registerCampaignChat } from './campaigns/chat.ts';
 import { webhookRoutes } from './bot/routes.ts';
 import { createOpsService } from './ops/service.ts';
 import { opsAuthPlugin } from './ops/auth.ts';
 import { opsRoutes } from './ops/routes.ts';
 import { startJobs } from './jobs/scheduler.ts';
+import { createLedger } from './members/ledger.ts';
+import { createPhones } from './members/phones.ts';
+import { createFulfilmentService } from './fulfilment/service.ts';
+import { registerFulfilmentChat } from './fulfilment/chat.ts';
+import { fulfilmentMpRoutes, fulfilmentOpsRoutes, payNotifyRoutes } from './fulfilment/routes.ts';
+import { createPayFromConfig, createPaySandboxState, createTopupFromConfig, createTopupSandboxState, fulfilmentConfigFrom } from './fulfilment/wiring.ts';
+import { paySandboxPlugin } from './wechat/sandbox/pay.ts';
+import { topupSandboxPlugin } from './wechat/sandbox/topup.ts';
 
 export interface BuildOptions {
   /** An open database (tests share one per file); otherwise opened from config and closed with the app. */
@@ -57,6 +72,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
 
   // ---- The WeChat boundary ----
   const sandbox = opts.mountSandbox ? new SandboxState({ appId: config.wechat.appId, appSecret: config.wechat.appSecret }) : undefined;
+  // WeChat Pay and top-up sandboxes beside it (only with sandbox WeChat Pay keys: never next to live credentials).
+  const paySandbox = opts.mountSandbox && config.wechatPay.mode === 'sandbox' ? createPaySandboxState(config) : undefined;
+  const topupSandbox = opts.mountSandbox ? createTopupSandboxState(config) : undefined;
   const apiBase = config.wechat.apiBase ?? `http://127.0.0.1:${config.port}/sandbox`;
   const onApiError = (path: string, errcode: number) => metrics.wechatApiErrors.inc({ path, errcode: String(errcode) });
   const tokens = createTokenManager({ db, appId: config.wechat.appId, clock, fetchToken: stableTokenFetcher(apiBase, config.wechat.appId, config.wechat.appSecret, { onApiError }) });
@@ -66,8 +84,24 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const followers = createFollowersService({ db });
   const messaging = createMessagingService({ db, wechat, clock, log: app.log });
   const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat });
+  const campaignAdmin = createCampaignAdmin({ db, clock });
   const ops = createOpsService({ db, clock, tokenTtlS: config.ops.tokenTtlS });
+  const batches = createCodeBatchService({ database, codeKey: config.codeKey, clock });
+  const dialogs = createDialogStore(database);
   const ext = createExtensions();
+  let kickFulfilment: () => void = () => undefined; // bound to the fulfilment worker once it exists
+  const redemption = createRedemptionService({
+    database, clock, log: app.log, codeKey: config.codeKey, dialogs, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
+  });
+  registerCampaignChat(ext, redemption);
+  const ledger = createLedger({ db, clock });
+  const phones = createPhones({ db, piiKey: config.piiKey, clock });
+  const fulfilment = createFulfilmentService({
+    database, clock, log: app.log, ledger, phones, messaging, dialogs,
+    pay: createPayFromConfig(config), topup: createTopupFromConfig(config), config: fulfilmentConfigFrom(config),
+  });
+  kickFulfilment = () => fulfilment.kick();
+  registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);
   const bot = createBotService({ database, clock, log: app.log, router: createRouter({ replies, followers, ext }), messaging, replyBudgetMs: config.webhook.replyBudgetMs });
 
@@ -88,24 +122,35 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(opsAuthPlugin, { ops });
     await api.register(opsRoutes, { ops });
     await api.register(repliesRoutes, { replies });
+    await api.register(batchRoutes, { batches });
+    await api.register(campaignRoutes, { campaignAdmin });
+    await api.register(fulfilmentOpsRoutes, { fulfilment });
   }, { prefix: '/api/ops' });
+  await app.register(fulfilmentMpRoutes, { prefix: '/api/mp', fulfilment });
+  await app.register(payNotifyRoutes, { prefix: '/pay/notify', fulfilment });
+  await app.register(campaignPublicRoutes, { prefix: '/api/public', campaignAdmin });
   if (sandbox) await app.register(sandboxPlugin(sandbox), { prefix: '/sandbox' });
+  if (paySandbox) await app.register(paySandboxPlugin(paySandbox), { prefix: '/sandbox/pay' });
+  if (topupSandbox) await app.register(topupSandboxPlugin(topupSandbox), { prefix: '/sandbox/topup' });
 
   // ---- Jobs ----
   const jobs = config.jobsEnabled
     ? startJobs([
         { name: 'cs-outbox', schedule: '*/5 * * * * *', run: () => messaging.runDue() },
         { name: 'dedup-prune', schedule: '17 * * * *', run: () => bot.pruneDedup() },
+        { name: 'fulfilment-due', schedule: '*/5 * * * * *', run: async () => void (await fulfilment.runDue()) },
+        { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
       ], app.log)
     : undefined;
 
   app.addHook('onClose', async () => {
     await jobs?.stop();
     await bot.drain();
+    await fulfilment.close();
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, messaging, replies, followers, ops, wechat, tokens }, sandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

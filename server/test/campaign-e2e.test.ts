@@ -10,7 +10,7 @@ import { adminHeaders, buildTestApp } from './helpers.ts';
 
 const DAY = 86_400_000;
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], prizes: unknown[]) {
+async function setup(t: { teardown(fn: () => unknown): void }, prizes: unknown[]) {
   const ctx = await buildTestApp(t);
   const admin = await adminHeaders(ctx.app);
   const api = async (method: 'GET' | 'POST', url: string, payload?: unknown) => {

@@ -20,7 +20,7 @@
  *   JOBS_ENABLED=false, sandbox credentials. This process derives the same token/appid/CODE_KEY with loadConfig();
  *   a first redemption is checked to succeed before any load (it would answer "未找到兑奖码" with another key).
  * - Seeding, with node-postgres straight into the migrated database: one live campaign (5 golden questions, unlock 2,
- *   1 consolation point; prizes 100积分 w5 unlimited, 5元话费 w1 stock 100,000 in 16 shards, 谢谢参与 w94), 5,000 users
+ *   1 consolation point; prizes 100积分 w5 unlimited, 10元话费 w1 stock 100,000 in 16 shards, 谢谢参与 w94), 5,000 users
  *   who each have 2 profile answers (name, occupation) so every redemption goes straight to the draw, and two code
  *   batches: one for the webhook, one for the raw loop, sized from a rate guess × time × 1.5 (capped by --max-codes)
  *   and topped up between runs should a run need more. `VACUUM ANALYZE` after the bulk load.
@@ -573,7 +573,7 @@ function classifyReply(content: string | null): Outcome | null {
   if (content === null) return null;
   if (content.includes('恭喜')) {
     const prize = /【(.+?)】/.exec(content)?.[1];
-    return prize === '100积分' ? 'won_points' : prize === '5元话费' ? 'won_topup' : 'won_other';
+    return prize === '100积分' ? 'won_points' : prize === '10元话费' ? 'won_topup' : 'won_other';
   }
   if (content.includes('很遗憾')) return content.includes('已发完') ? 'out_of_stock' : 'lost';
   return null;
@@ -1257,7 +1257,7 @@ function renderReport(a: {
   const o = a.outcomes;
   const total = o.won_points + o.won_topup + o.won_other + o.lost + o.out_of_stock;
   const pc = (n: number) => (total > 0 ? `${((n / total) * 100).toFixed(2)} %` : '—');
-  lines.push(`Draw results in the replies (all runs incl. warm-up, ${fmt(total)}): 100积分 ${fmt(o.won_points)} (${pc(o.won_points)}), 5元话费 ${fmt(o.won_topup)} (${pc(o.won_topup)}), 谢谢参与 ${fmt(o.lost)} (${pc(o.lost)}), out of stock ${fmt(o.out_of_stock)}${o.won_other ? `, other prize ${fmt(o.won_other)}` : ''} — expected 5 % / 1 % / 94 %.`);
+  lines.push(`Draw results in the replies (all runs incl. warm-up, ${fmt(total)}): 100积分 ${fmt(o.won_points)} (${pc(o.won_points)}), 10元话费 ${fmt(o.won_topup)} (${pc(o.won_topup)}), 谢谢参与 ${fmt(o.lost)} (${pc(o.lost)}), out of stock ${fmt(o.out_of_stock)}${o.won_other ? `, other prize ${fmt(o.won_other)}` : ''} — expected 5 % / 1 % / 94 %.`);
   lines.push('');
   lines.push('Database invariants after all runs:', '');
   for (const c of a.checks) lines.push(`- ${c.ok ? '✓' : '✗'} ${c.name}: ${c.text}`);

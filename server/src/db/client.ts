@@ -55,25 +55,19 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 }
 
 async function openPostgres(url: string, poolSize: number): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // Session settings go in the startup packet (`options`), so no query races the pool's first one.
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, options: '-c plan_cache_mode=force_custom_plan' });
   // A dropped idle connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  // Prepared statements are planned for their actual parameters: the generic plan of the webhook's batch
-  // statement (jsonb_to_recordset + CTEs) measured 1.7× slower (docs/BENCHMARKS.md).
-  pool.on('connect', (client) => {
-    client.query('SET plan_cache_mode = force_custom_plan').catch(() => undefined);
-  });
-  // Statements whose parameter is one JSON batch gain nothing from custom plans (the planner cannot see inside the
-  // jsonb) but pay ~2 ms of planning per execution for the big redemption statement: those run on connections that
-  // keep the generic plan. A separate, smaller pool, opened on first use.
+  // By default prepared statements are planned for their actual parameters. Statements whose only parameter is one
+  // JSON batch gain nothing from that (the planner cannot see inside the jsonb) but pay for planning on every
+  // execution (~2 ms for the redemption statement): they run on connections that keep the generic plan — a
+  // separate, smaller pool, opened on first use.
   let genericPool: pg.Pool | undefined;
   const generic = () => {
     if (genericPool) return genericPool;
-    genericPool = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil(poolSize / 2)) });
+    genericPool = new pg.Pool({ connectionString: url, max: Math.max(2, Math.ceil(poolSize / 2)), options: '-c plan_cache_mode=force_generic_plan' });
     genericPool.on('error', () => undefined);
-    genericPool.on('connect', (client) => {
-      client.query('SET plan_cache_mode = force_generic_plan').catch(() => undefined);
-    });
     return genericPool;
   };
   const db = drizzlePg(pool, { schema, casing: 'snake_case' }) as unknown as Db;

@@ -12,15 +12,16 @@
  * HMAC(CODE_KEY, "batch-codes:" ‖ nonce), per 65,536-code chunk). The database holds the nonce and the keyed hashes;
  * without CODE_KEY neither reveals a code.
  *
- * Bulk load path (10 million codes in ≈ 25 s on 2 cores, docs/BENCHMARKS.md): generation workers derive, key and
- * CSV-format chunks and scatter (key, seq, prize) rows into key buckets in shared memory; then, bucket by bucket in
- * key order, the workers sort and encode binary COPY rows while this thread streams them into
- * `COPY codes … FROM STDIN (FORMAT binary)`. Sorted keys fill the primary-key btree left to right, ≈ 5× faster than
- * the same rows in generation order. PGlite gets the same rows through `COPY … FROM '/dev/blob'`.
+ * Bulk load path (10 million codes generated, stored and exported in 33–43 s on 2 shared cores, docs/BENCHMARKS.md):
+ * generation workers derive, key and CSV-format chunks and scatter (key, seq, prize) rows into key buckets in shared
+ * memory; then, bucket by bucket in key order, the workers sort and encode binary COPY rows while this thread streams
+ * them into `COPY codes … FROM STDIN (FORMAT binary)`. Sorted keys fill the primary-key btree left to right, 4–5×
+ * faster than the same rows in generation order. PGlite gets the same rows through `COPY … FROM '/dev/blob'`.
  *
  * Collisions: two equal codes in one batch (p ≈ n²/2·31¹² ≈ 6·10⁻⁵ for 10M) or a code equal to an existing one are
- * detected (sort / unique violation); the attempt is rolled back and retried with a fresh nonce, before any CSV is
- * written.
+ * detected (sort / unique violation); the attempt is rolled back and retried with a fresh nonce. That is why the
+ * printer CSV, formatted by the workers while generating, is written to `out` only once the rows are stored (before
+ * the commit): a CSV never contains codes of a discarded attempt.
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';

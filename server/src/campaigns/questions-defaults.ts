@@ -18,7 +18,7 @@ export const DEFAULT_GOLDEN_QUESTIONS: GoldenQuestion[] = [
   {
     key: 'occupation',
     kind: 'choice',
-    prompt: '您的职业是？请回复序号或选项：',
+    prompt: '您的职业是？',
     options: ['学生', '上班族', '个体经营', '自由职业', '退休', '其他'],
   },
   {
@@ -29,13 +29,13 @@ export const DEFAULT_GOLDEN_QUESTIONS: GoldenQuestion[] = [
   {
     key: 'business_type',
     kind: 'choice',
-    prompt: '您经营或常去的门店类型是？请回复序号或选项：',
+    prompt: '您经营或常去的门店类型是？',
     options: ['餐饮', '便利店', '商超', '烟酒店', '批发', '其他'],
   },
   {
     key: 'spending',
     kind: 'range',
-    prompt: '您平时的人均消费大约是多少？请回复序号或金额（元）：',
+    prompt: '您平时的人均消费大约是多少？（也可以直接回复金额）',
     ranges: [
       { label: '30元以下', max: 30 },
       { label: '30–60元', min: 30, max: 60 },

@@ -1,5 +1,6 @@
 import { lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
+import { retryOnDeadlock, rowsOf } from '../db/retry.ts';
 import { createBatcher } from '../platform/batcher.ts';
 import { webhookDedup } from './tables.ts';
 import type { ActiveDialog } from './dialogs.ts';
@@ -76,18 +77,7 @@ const CLAIM_SQL = `
 interface StoreInput { key: string; reply: string | null }
 type WriteOp = { claim: ClaimInput } | { store: StoreInput };
 
-const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
 
-/** Deadlocks between concurrent batches are resolved by PostgreSQL aborting one; it is safe to run it again. */
-async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if ((err as { code?: string }).code !== '40P01' || attempt >= 3) throw err;
-    }
-  }
-}
 
 export function createBotRepo(database: Database) {
   const { db } = database;

@@ -156,21 +156,3 @@ export async function openRunner(job: ChunkJob, count: number, threads?: number)
   return new InlineRunner(job);
 }
 
-/**
- * Runs task(0 … n−1) with at most `window` in flight and hands the results to `consume` in index order.
- * A rejected task (or consume) stops the loop; tasks already started are left to finish unobserved.
- */
-export async function inOrder<T>(n: number, window: number, task: (i: number) => Promise<T>, consume: (r: T, i: number) => void | Promise<void>): Promise<void> {
-  const inflight = new Map<number, Promise<T>>();
-  let next = 0;
-  for (let i = 0; i < n; i++) {
-    while (next < n && next < i + window) {
-      const p = task(next);
-      p.catch(() => undefined);
-      inflight.set(next++, p);
-    }
-    const r = await inflight.get(i)!;
-    inflight.delete(i);
-    await consume(r, i);
-  }
-}

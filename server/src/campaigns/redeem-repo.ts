@@ -6,6 +6,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import type { Database, Tx } from '../db/client.ts';
+import { retryOnDeadlock, rowsOf } from '../db/retry.ts';
 
 /** `$n` placeholders → a drizzle SQL with bound parameters (to run a statement inside a transaction). */
 function bind(text: string, values: unknown[]): SQL {
@@ -15,17 +16,7 @@ function bind(text: string, values: unknown[]): SQL {
   return sql.join(chunks, sql.raw(''));
 }
 
-const rowsOf = <T>(res: unknown) => (res as { rows: T[] }).rows;
 
-async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if ((err as { code?: string }).code !== '40P01' || attempt >= 3) throw err;
-    }
-  }
-}
 
 export interface RedeemInput {
   /** Lookup key (hex of the 16-byte HMAC). */

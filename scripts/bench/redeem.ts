@@ -40,35 +40,28 @@
  *   no code redeemed twice, Σ ledger deltas = Σ balances, top-up stock taken = top-up draws = top-up fulfilments.
  * - Results are printed as markdown and written to docs/bench/redeem-latest.json.
  */
-import autocannon from 'autocannon';
 import pg from 'pg';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
+import { randomInt } from 'node:crypto';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../server/src/config.ts';
 import { createLookupKeyer, formatForPrint, generateCodes, type LookupKeyer } from '../../server/src/campaigns/codes.ts';
 import { MsgCrypt, wechatSignature } from '../../server/src/wechat/crypto.ts';
-import { buildXml } from '../../server/src/wechat/xml.ts';
 import type { GoldenQuestion } from '../../shared/campaigns.ts';
+import {
+  childEnv, Cleanup, createBenchDatabase, DEFAULT_PG_ADMIN_URL, describeMachine, fmt, Interruption, LatencyRecorder, log,
+  machineHardware, median, newMsgIdBase, OPENID_POOL, OPENIDS, positiveInt, printHelpAndExit, ROOT, round1, round2,
+  runAutocannon, runLength, runMain, signedTextMessage, sourceFingerprint, startCpuMeasurement, startServer,
+  wechatCredentials, writeResults, type ChildLogs, type Machine, type Mode, type ServerProcess, type WeChatCredentials,
+} from './lib.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DEFAULT_RESULTS_FILE = path.join(ROOT, 'docs/bench/redeem-latest.json');
-const ACCOUNT_ID = 'gh_sandbox00001';
-const OPENID_POOL = 5_000;
 const RAW_IN_FLIGHT = 64;
 const INSERT_CHUNK = 50_000;
 const TOPUP_TOTAL_STOCK = 100_000;
 const TOPUP_SHARDS = 16;
 const TARGETS = { rps: 2_000, p99Ms: 50, vsRaw: 0.3 } as const;
-
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
 // Golden questions as in server/test/campaign-fixtures.ts.
 const QUESTIONS: GoldenQuestion[] = [
@@ -85,7 +78,6 @@ const PRIZES = [
   { name: '谢谢参与', kind: 'thanks', value: 0, weight: 94, totalStock: null },
 ] as const;
 
-type Mode = 'plain' | 'aes';
 type PathName = 'webhook' | 'raw';
 
 // ───────────────────────────── options ─────────────────────────────
@@ -115,7 +107,7 @@ function parseOptions(argv: string[]): Options {
       rounds: { type: 'string', default: '3' },
       aes: { type: 'boolean', default: false },
       'db-pool-size': { type: 'string' },
-      'pg-admin-url': { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+      'pg-admin-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
       'rate-guess': { type: 'string', default: '5000' },
       'raw-rate-guess': { type: 'string', default: '10000' },
       'max-codes': { type: 'string', default: '1000000' },
@@ -125,252 +117,45 @@ function parseOptions(argv: string[]): Options {
     },
     strict: true,
   });
-  if (values.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-    process.exit(0);
-  }
-  const positive = (name: string, raw: string) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got "${raw}")`);
-    return n;
-  };
-  const warmupS = Number(values.warmup);
-  if (!Number.isInteger(warmupS) || warmupS < 0) throw new Error('--warmup must be an integer ≥ 0');
-  const durationS = positive('duration', values.duration);
-  if (durationS > 240) throw new Error('--duration must be ≤ 240 s: pre-generated timestamps must stay within the server\'s ±300 s window');
+  if (values.help) printHelpAndExit(import.meta.url);
+  const { warmupS, durationS } = runLength(values.warmup, values.duration);
   return {
-    connections: positive('connections', values.connections),
+    connections: positiveInt('connections', values.connections),
     durationS,
     warmupS,
-    rounds: positive('rounds', values.rounds),
+    rounds: positiveInt('rounds', values.rounds),
     mode: values.aes ? 'aes' : 'plain',
-    dbPoolSize: values['db-pool-size'] ? positive('db-pool-size', values['db-pool-size']) : undefined,
+    dbPoolSize: values['db-pool-size'] ? positiveInt('db-pool-size', values['db-pool-size']) : undefined,
     pgAdminUrl: values['pg-admin-url'],
-    rateGuess: positive('rate-guess', values['rate-guess']),
-    rawRateGuess: positive('raw-rate-guess', values['raw-rate-guess']),
-    maxCodes: positive('max-codes', values['max-codes']),
+    rateGuess: positiveInt('rate-guess', values['rate-guess']),
+    rawRateGuess: positiveInt('raw-rate-guess', values['raw-rate-guess']),
+    maxCodes: positiveInt('max-codes', values['max-codes']),
     waitQuietS: Number(values['wait-quiet']) >= 0 ? Number(values['wait-quiet']) : 0,
     resultsFile: path.resolve(values.json),
   };
 }
 
-// ───────────────────────────── cleanup ─────────────────────────────
-
-/** Cleanup steps run last-in first-out, once, from `finally` or a signal. */
-class Cleanup {
-  private readonly steps: Array<{ name: string; run: () => Promise<void> | void }> = [];
-  private running: Promise<void> | undefined;
-  private readonly children = new Set<ChildProcess>();
-
-  add(name: string, run: () => Promise<void> | void) {
-    this.steps.push({ name, run });
-  }
-
-  /** Children are also SIGKILLed synchronously on process exit, whatever happened. */
-  trackChild(child: ChildProcess) {
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-  }
-
-  killChildrenNow() {
-    for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-
-  runAll(): Promise<void> {
-    this.running ??= (async () => {
-      while (this.steps.length > 0) {
-        const step = this.steps.pop()!;
-        const started = Date.now();
-        try {
-          await step.run();
-        } catch (err) {
-          log(`cleanup "${step.name}" failed: ${(err as Error).message}`);
-        }
-        if (Date.now() - started > 2_000) log(`cleanup "${step.name}" took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      }
-    })();
-    return this.running;
-  }
-}
-
-// ───────────────────────────── machine and code under test ─────────────────────────────
-
-interface Machine {
-  cpuModel: string;
-  cores: number;
-  totalMemoryGiB: number;
-  node: string;
-  postgres: string;
-}
-
-async function describeMachine(pgAdminUrl: string): Promise<Machine> {
-  let postgres = 'unknown';
-  const client = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 3_000 });
-  try {
-    await client.connect();
-    postgres = (await client.query<{ version: string }>('SELECT version()')).rows[0]?.version ?? 'unknown';
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-  return {
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    node: process.version,
-    postgres,
-  };
-}
-
-/** sha256 over paths and contents of server/src, server/migrations and shared: ties a result to a code version. */
-function sourceFingerprint(): { sha256: string; files: number; newestChange: string } {
-  const files: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
-      const rel = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(rel);
-      else if (/\.(ts|sql|json)$/.test(entry.name)) files.push(rel);
-    }
-  };
-  for (const dir of ['server/src', 'server/migrations', 'shared']) walk(dir);
-  files.sort();
-  const hash = createHash('sha256');
-  let newest = 0;
-  for (const file of files) {
-    const full = path.join(ROOT, file);
-    hash.update(file).update('\0').update(readFileSync(full)).update('\0');
-    newest = Math.max(newest, statSync(full).mtimeMs);
-  }
-  return { sha256: hash.digest('hex').slice(0, 16), files: files.length, newestChange: new Date(newest).toISOString() };
-}
-
 // ───────────────────────────── server child process ─────────────────────────────
 
-/** Keeps the tail of a child's output and counts warn/error log lines (pino JSON, level ≥ 40) by message. */
-class ChildLogs {
-  private readonly tail: string[] = [];
-  warnOrWorse = 0;
-  errorOrWorse = 0;
-  readonly byMessage = new Map<string, number>();
+/**
+ * Dropped from the children's environment on top of the server configuration childEnv always drops: an inherited
+ * CODE_KEY (or one in a developer's .env) would change what is measured; without it, this process and the server
+ * derive the same sandbox key.
+ */
+const ALSO_DROP_ENV = ['CODE_KEY'];
 
-  constructor(child: ChildProcess) {
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream }).on('line', (line) => this.push(line));
-    }
-  }
-
-  private push(line: string) {
-    this.tail.push(line);
-    if (this.tail.length > 40) this.tail.shift();
-    const level = /"level":(\d+)/.exec(line);
-    if (!level || Number(level[1]) < 40) return;
-    this.warnOrWorse++;
-    if (Number(level[1]) >= 50) this.errorOrWorse++;
-    const msg = /"msg":"((?:[^"\\]|\\.)*)"/.exec(line)?.[1] ?? line.slice(0, 120);
-    const key = `${Number(level[1]) >= 50 ? 'error' : 'warn'}: ${msg}`;
-    this.byMessage.set(key, (this.byMessage.get(key) ?? 0) + 1);
-  }
-
-  lastLines(n = 15): string {
-    return this.tail.slice(-n).join('\n');
-  }
-}
-
-/** Drop any configuration this process inherited, so the child sees only what the bench sets. */
-function childEnv(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined) continue;
-    if (/^(WECHAT_|DATABASE_URL$|DATA_DIR$|PORT$|HOST$|PUBLIC_URL$|LOG_LEVEL$|DB_POOL_SIZE$|JOBS_ENABLED$|NODE_ENV$|WEBHOOK_|RULES_CACHE_|OPS_|PII_KEY$|CODE_KEY$|DOTENV_)/.test(key)) continue;
-    env[key] = value;
-  }
-  // A developer's .env must not leak in (its CODE_KEY or DATABASE_URL would change what is measured).
-  env.DOTENV_CONFIG_PATH = '/dev/null';
-  return { ...env, ...extra };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Resolves when `probe` succeeds; rejects if the child exits first or time runs out. */
-async function waitUntil(child: ChildProcess, logs: ChildLogs, what: string, probe: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: process exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.lastLines()}`);
-    if (await probe().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not ready after ${timeoutMs / 1000} s:\n${logs.lastLines()}`);
-}
-
-async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup): Promise<{ name: string; url: string }> {
-  const name = `bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  log(`created database ${name}`);
-  cleanup.add(`drop database ${name}`, async () => {
-    const c = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
-    await c.connect();
-    try {
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      log(`dropped database ${name}`);
-    } finally {
-      await c.end();
-    }
-  });
-  const url = new URL(pgAdminUrl);
-  url.pathname = `/${name}`;
-  return { name, url: url.toString() };
-}
-
-interface Server {
-  baseUrl: string;
-  pid: number;
-  logs: ChildLogs;
+interface Server extends ServerProcess {
   database: string;
   databaseUrl: string;
 }
 
-async function startServer(opts: Options, cleanup: Cleanup): Promise<Server> {
+async function startBenchServer(opts: Options, cleanup: Cleanup): Promise<Server> {
   const created = await createBenchDatabase(opts.pgAdminUrl, cleanup);
-  const port = await freePort();
-  const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', JOBS_ENABLED: 'false', DATABASE_URL: created.url };
-  if (opts.dbPoolSize) env.DB_POOL_SIZE = String(opts.dbPoolSize);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanup.trackChild(child);
-  cleanup.add('stop server', () => stopChild(child));
-  const logs = new ChildLogs(child);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  await waitUntil(child, logs, 'server', async () => (await fetch(`${baseUrl}/readyz`)).status === 200);
-  return { baseUrl, pid: child.pid!, logs, database: created.name, databaseUrl: created.url };
+  const server = await startServer({ label: 'server', env: { DATABASE_URL: created.url }, dbPoolSize: opts.dbPoolSize, cleanup, alsoDropEnv: ALSO_DROP_ENV });
+  return { ...server, database: created.name, databaseUrl: created.url };
 }
 
 // ───────────────────────────── seeding ─────────────────────────────
-
-const openidOf = (i: number) => `oBench${i.toString(36).padStart(22, '0')}`;
-const OPENIDS = Array.from({ length: OPENID_POOL }, (_, i) => openidOf(i));
 
 interface Seeded {
   campaignId: number;
@@ -482,12 +267,6 @@ class CodeSet {
 
 // ───────────────────────────── messages and replies ─────────────────────────────
 
-interface WeChatCredentials {
-  token: string;
-  appId: string;
-  encodingAesKey: string;
-}
-
 interface WebhookRequest {
   path: string;
   body: Buffer;
@@ -499,7 +278,7 @@ interface WebhookRequest {
 /** Distinct, correctly signed text messages carrying a code, as WeChat would push them. */
 class MessageFactory {
   private readonly crypt: MsgCrypt;
-  private readonly msgIdBase = 6_000_000_000_000_000_000n + BigInt(Date.now()) * 1_000_000n;
+  private readonly msgIdBase = newMsgIdBase();
   private seq = 0;
 
   constructor(private readonly creds: WeChatCredentials, private readonly mode: Mode) {
@@ -509,26 +288,9 @@ class MessageFactory {
   next(code: string, codeIndex: number): WebhookRequest {
     const seq = ++this.seq;
     const user = randomInt(OPENID_POOL);
-    const openid = OPENIDS[user]!;
-    const now = Math.floor(Date.now() / 1000);
-    const timestamp = String(now);
-    const nonce = String(randomInt(1_000_000_000));
-    const xml = buildXml({
-      ToUserName: ACCOUNT_ID,
-      FromUserName: openid,
-      CreateTime: now,
-      MsgType: 'text',
-      Content: formatForPrint(code), // as printed on the pack: 7KQ3-MXW9-HD2RT
-      MsgId: (this.msgIdBase + BigInt(seq)).toString(),
-    });
-    let query = `signature=${wechatSignature(this.creds.token, timestamp, nonce)}&timestamp=${timestamp}&nonce=${nonce}&openid=${openid}`;
-    let body = xml;
-    if (this.mode === 'aes') {
-      const encrypt = this.crypt.encrypt(xml);
-      body = `<xml><ToUserName><![CDATA[${ACCOUNT_ID}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`;
-      query += `&encrypt_type=aes&msg_signature=${wechatSignature(this.creds.token, timestamp, nonce, encrypt)}`;
-    }
-    return { path: `/wechat?${query}`, body: Buffer.from(body), codeIndex, user };
+    // Content as printed on the pack: 7KQ3-MXW9-HD2RT
+    const message = signedTextMessage(this.creds, this.crypt, this.mode, OPENIDS[user]!, formatForPrint(code), this.msgIdBase + BigInt(seq));
+    return { ...message, codeIndex, user };
   }
 
   /** `count` messages for the next fresh codes of `set`, yielding to the event loop between slices. */
@@ -599,63 +361,6 @@ async function firstRedemption(server: Server, factory: MessageFactory, set: Cod
 
 // ───────────────────────────── CPU accounting ─────────────────────────────
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * Ticks of the PostgreSQL processes working for this bench: the postmaster and its background processes plus the
- * client backends of `database` (the process title names the database, e.g. `postgres: 15/main: postgres bench_ab12
- * 127.0.0.1(50312) idle`); backends of other databases are left out.
- */
-function postgresTicks(database: string): Map<number, number> {
-  const out = new Map<number, number>();
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
-      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      const clientBackend = /\(\d+\)|\[local\]/.test(title);
-      if (clientBackend && !title.includes(` ${database} `)) continue;
-      out.set(Number(entry), processTicks(Number(entry)));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-function machineTicks(): { busy: number; total: number } {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return { busy: 0, total: 0 };
-  }
-}
-
 /** Percent of one core, averaged over a run. */
 interface CpuShare {
   serverPct: number;
@@ -666,31 +371,12 @@ interface CpuShare {
   machineBusyPct: number;
 }
 
-function startCpuMeasurement(serverPid: number, database: string): () => CpuShare {
-  const t0 = process.hrtime.bigint();
-  const server0 = processTicks(serverPid);
-  const self0 = process.cpuUsage();
-  const pg0 = postgresTicks(database);
-  const machine0 = machineTicks();
+/** Starts a CPU measurement of the server and PostgreSQL for its database; the returned function ends it. */
+function startServerCpuMeasurement(serverPid: number, database: string): () => CpuShare {
+  const end = startCpuMeasurement(serverPid, database);
   return () => {
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const self = process.cpuUsage(self0);
-    let pgDelta = 0;
-    for (const [pid, ticks] of postgresTicks(database)) pgDelta += ticks - (pg0.get(pid) ?? 0);
-    const machine1 = machineTicks();
-    const pct = (ticks: number) => (ticks / CLK_TCK / seconds) * 100;
-    const machineTotal = machine1.total - machine0.total;
-    const serverPct = pct(processTicks(serverPid) - server0);
-    const loadgenPct = ((self.user + self.system) / 1e6 / seconds) * 100;
-    const postgresPct = pct(Math.max(0, pgDelta));
-    const machineBusyPct = machineTotal > 0 ? ((machine1.busy - machine0.busy) / machineTotal) * os.cpus().length * 100 : 0;
-    return {
-      serverPct: round1(serverPct),
-      postgresPct: round1(postgresPct),
-      loadgenPct: round1(loadgenPct),
-      otherPct: round1(Math.max(0, machineBusyPct - serverPct - loadgenPct - postgresPct)),
-      machineBusyPct: round1(machineBusyPct),
-    };
+    const c = end();
+    return { serverPct: c.processPct, postgresPct: c.postgresPct, loadgenPct: c.loadgenPct, otherPct: c.otherPct, machineBusyPct: c.machineBusyPct };
   };
 }
 
@@ -781,32 +467,6 @@ class ActivitySampler {
   }
 }
 
-// ───────────────────────────── latency ─────────────────────────────
-
-class LatencyRecorder {
-  private values: Float64Array;
-  private n = 0;
-
-  constructor(capacity: number) {
-    this.values = new Float64Array(Math.max(1024, capacity));
-  }
-
-  add(ms: number) {
-    if (this.n === this.values.length) {
-      const bigger = new Float64Array(this.values.length * 2);
-      bigger.set(this.values);
-      this.values = bigger;
-    }
-    this.values[this.n++] = ms;
-  }
-
-  /** Nearest-rank percentiles. */
-  percentiles(...ps: number[]): number[] {
-    const sorted = this.values.subarray(0, this.n).sort();
-    return ps.map((p) => (this.n === 0 ? NaN : sorted[Math.min(this.n - 1, Math.max(0, Math.ceil((p / 100) * this.n) - 1))]!));
-  }
-}
-
 // ───────────────────────────── runs ─────────────────────────────
 
 /** Per-code state of the webhook CodeSet. */
@@ -835,7 +495,6 @@ interface RunResult {
   notes: string[];
 }
 
-let currentLoad: autocannon.Instance | undefined;
 let rawStop = false;
 
 interface WebhookRunContext {
@@ -862,74 +521,68 @@ async function runWebhook(ctx: WebhookRunContext, round: number, durationS: numb
   const runOutcomes: Record<string, number> = {};
   const latencies = new LatencyRecorder(pool.length);
   const warnBefore = server.logs.warnOrWorse;
-  const endCpu = startCpuMeasurement(server.pid, server.database);
+  const endCpu = startServerCpuMeasurement(server.pid, server.database);
   const poolStart = pool[0]?.codeIndex ?? set.cursor;
   let highestIndex = set.cursor - 1;
   sampler?.start();
 
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    currentLoad = autocannon(
-      {
-        url: server.baseUrl,
-        connections: opts.connections,
-        duration: durationS,
-        method: 'POST',
-        headers: { 'content-type': 'text/xml' },
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (req, context) => {
-              let next = pool[cursor++];
-              if (!next) {
-                // The pool ran out: build more from the codes after it (load-generator CPU; noted).
-                const index = poolStart + cursor - 1;
-                if (index < set.keys.length) {
-                  onTheFly++;
-                  next = factory.next(set.codes[index]!, index);
-                } else {
-                  exhausted++; // no fresh code left: re-send an already used one (it will fail and flag the run)
-                  next = factory.next(set.codes[set.codes.length - 1]!, set.codes.length - 1);
-                }
-              }
-              status[next.codeIndex] = SENT;
-              ctx.users[next.codeIndex] = next.user;
-              highestIndex = Math.max(highestIndex, next.codeIndex);
-              (context as { req?: WebhookRequest }).req = next;
-              req.path = next.path;
-              req.body = next.body;
-              return req;
-            },
-            onResponse: (statusCode, body, context) => {
-              const sent = (context as { req?: WebhookRequest }).req;
-              let outcome: Outcome | null = null;
-              if (statusCode >= 200 && statusCode < 300) {
-                let q: { timestamp: string; nonce: string } | undefined;
-                if (opts.mode === 'aes' && sent) {
-                  const p = new URLSearchParams(sent.path.slice(sent.path.indexOf('?') + 1));
-                  q = { timestamp: p.get('timestamp')!, nonce: p.get('nonce')! };
-                }
-                outcome = classifyReply(replyContent(body, opts.mode, crypt, creds, q));
-              }
-              if (outcome) {
-                ok++;
-                runOutcomes[outcome] = (runOutcomes[outcome] ?? 0) + 1;
-                ctx.outcomes[outcome]++;
+  const result = await runAutocannon(
+    {
+      url: server.baseUrl,
+      connections: opts.connections,
+      duration: durationS,
+      method: 'POST',
+      headers: { 'content-type': 'text/xml' },
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req, context) => {
+            let next = pool[cursor++];
+            if (!next) {
+              // The pool ran out: build more from the codes after it (load-generator CPU; noted).
+              const index = poolStart + cursor - 1;
+              if (index < set.keys.length) {
+                onTheFly++;
+                next = factory.next(set.codes[index]!, index);
               } else {
-                bad++;
-                if (ctx.badSamples.length < 5) ctx.badSamples.push(`HTTP ${statusCode}: ${body.slice(0, 200)}`);
+                exhausted++; // no fresh code left: re-send an already used one (it will fail and flag the run)
+                next = factory.next(set.codes[set.codes.length - 1]!, set.codes.length - 1);
               }
-              if (sent) status[sent.codeIndex] = outcome ? REPLIED_OK : REPLIED_BAD;
-            },
+            }
+            status[next.codeIndex] = SENT;
+            ctx.users[next.codeIndex] = next.user;
+            highestIndex = Math.max(highestIndex, next.codeIndex);
+            (context as { req?: WebhookRequest }).req = next;
+            req.path = next.path;
+            req.body = next.body;
+            return req;
           },
-        ],
-      },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    );
-    currentLoad.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.add(responseTimeMs);
-    });
-  });
-  currentLoad = undefined;
+          onResponse: (statusCode, body, context) => {
+            const sent = (context as { req?: WebhookRequest }).req;
+            let outcome: Outcome | null = null;
+            if (statusCode >= 200 && statusCode < 300) {
+              let q: { timestamp: string; nonce: string } | undefined;
+              if (opts.mode === 'aes' && sent) {
+                const p = new URLSearchParams(sent.path.slice(sent.path.indexOf('?') + 1));
+                q = { timestamp: p.get('timestamp')!, nonce: p.get('nonce')! };
+              }
+              outcome = classifyReply(replyContent(body, opts.mode, crypt, creds, q));
+            }
+            if (outcome) {
+              ok++;
+              runOutcomes[outcome] = (runOutcomes[outcome] ?? 0) + 1;
+              ctx.outcomes[outcome]++;
+            } else {
+              bad++;
+              if (ctx.badSamples.length < 5) ctx.badSamples.push(`HTTP ${statusCode}: ${body.slice(0, 200)}`);
+            }
+            if (sent) status[sent.codeIndex] = outcome ? REPLIED_OK : REPLIED_BAD;
+          },
+        },
+      ],
+    },
+    latencies,
+  );
   sampler?.stop();
   const cpu = endCpu();
 
@@ -974,7 +627,7 @@ async function runRaw(rawPool: pg.Pool, set: CodeSet, server: Server, round: num
   let exhausted = false;
   const firstError: string[] = [];
   const warnBefore = server.logs.warnOrWorse;
-  const endCpu = startCpuMeasurement(server.pid, server.database);
+  const endCpu = startServerCpuMeasurement(server.pid, server.database);
   const started = performance.now();
   const deadline = started + durationS * 1000;
   sampler?.start();
@@ -1134,16 +787,6 @@ async function checkInvariants(db: pg.Pool, seeded: Seeded, http: CodeSet, raw: 
 
 // ───────────────────────────── report ─────────────────────────────
 
-const round1 = (x: number) => Math.round(x * 10) / 10;
-const round2 = (x: number) => Math.round(x * 100) / 100;
-const fmt = (n: number) => n.toLocaleString('en-US');
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 interface Summary {
   path: PathName;
   perSec: number;
@@ -1210,7 +853,7 @@ function renderReport(a: {
   const { machine, opts, web, raw, runs } = a;
   const lines: string[] = [];
   lines.push('## Redemption + draw benchmark', '');
-  lines.push(`- CPU: ${machine.cpuModel} × ${machine.cores} cores, ${machine.totalMemoryGiB} GiB RAM; Node ${machine.node}`);
+  lines.push(`- CPU: ${machineHardware(machine)}; Node ${machine.node}`);
   lines.push(`- PostgreSQL: ${machine.postgres}`);
   lines.push(`- Code under test: ${a.code.sha256} (newest change ${a.code.newestChange})${a.codeChanged ? ' — ⚠ the server code changed while the bench ran; the server ran the version above' : ''}`);
   lines.push(`- Webhook: ${opts.connections} connections, ${opts.mode} mode, each request a distinct fresh code from one of ${fmt(OPENID_POOL)} users; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}`);
@@ -1281,41 +924,25 @@ function renderReport(a: {
 
 // ───────────────────────────── main ─────────────────────────────
 
-class Interrupted extends Error {}
-
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   const cleanup = new Cleanup();
-  let interrupted = false;
-  const shouldStop = () => interrupted;
-  const checkpoint = () => {
-    if (interrupted) throw new Interrupted('interrupted');
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return; // a second Ctrl-C must not cut the cleanup short
-    interrupted = true;
-    rawStop = true;
-    log(`${signal}: stopping load and cleaning up…`);
-    currentLoad?.stop();
-    void cleanup.runAll().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('exit', () => cleanup.killChildrenNow());
+  const signals = new Interruption(cleanup, () => (rawStop = true));
+  const { checkpoint, shouldStop } = signals;
 
   // The child runs loadConfig on this same (filtered) environment: same token, appid, AES key and CODE_KEY.
-  const config = loadConfig(childEnv({}));
-  const creds: WeChatCredentials = { token: config.wechat.token, appId: config.wechat.appId, encodingAesKey: config.wechat.encodingAesKey! };
+  const config = loadConfig(childEnv({}, ALSO_DROP_ENV));
+  const creds = wechatCredentials(config);
   const crypt = new MsgCrypt(creds.encodingAesKey, creds.appId);
   const keyer = createLookupKeyer(config.codeKey);
   const factory = new MessageFactory(creds, opts.mode);
 
-  try {
-    const machine = await describeMachine(opts.pgAdminUrl);
+  await signals.guard(async () => {
+    const machine = await describeMachine(opts.pgAdminUrl, 'throw');
     const code = sourceFingerprint();
     log(`code under test: ${code.sha256} (${code.files} files, newest change ${code.newestChange})`);
     log('starting the server on a fresh PostgreSQL database…');
-    const server = await startServer(opts, cleanup);
+    const server = await startBenchServer(opts, cleanup);
     checkpoint();
 
     const db = new pg.Pool({ connectionString: server.databaseUrl, max: 2 });
@@ -1448,40 +1075,20 @@ async function main() {
     const activity = { webhook: webActivity.summary(), raw: rawActivity.summary() };
     console.log(renderReport({ machine, opts, code, codeChanged, web, raw: rawSummary, runs, outcomes, checks, verdictList, logs: server.logs, badSamples, seedInfo, activity }));
 
-    mkdirSync(path.dirname(opts.resultsFile), { recursive: true });
-    writeFileSync(
-      opts.resultsFile,
-      JSON.stringify(
-        {
-          generatedAt: new Date().toISOString(),
-          machine,
-          code: { ...code, changedDuringRun: codeChanged },
-          options: { ...opts, pgAdminUrl: undefined, resultsFile: undefined, rawInFlight: RAW_IN_FLIGHT, openidPool: OPENID_POOL },
-          targets: TARGETS,
-          results: { webhook: web, raw: rawSummary, webhookVsRaw: rawSummary.perSec > 0 ? round2(web.perSec / rawSummary.perSec) : null },
-          verdicts: verdictList,
-          outcomesInReplies: outcomes,
-          invariants: checks,
-          database: facts,
-          postgresActivity: activity,
-          serverLog: { warnOrWorse: server.logs.warnOrWorse, errorOrWorse: server.logs.errorOrWorse, byMessage: Object.fromEntries(server.logs.byMessage) },
-          runs,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-    log(`results written to ${path.relative(process.cwd(), opts.resultsFile)}`);
+    writeResults(opts.resultsFile, { machine, code, codeChanged }, {
+      options: { ...opts, pgAdminUrl: undefined, resultsFile: undefined, rawInFlight: RAW_IN_FLIGHT, openidPool: OPENID_POOL },
+      targets: TARGETS,
+      results: { webhook: web, raw: rawSummary, webhookVsRaw: rawSummary.perSec > 0 ? round2(web.perSec / rawSummary.perSec) : null },
+      verdicts: verdictList,
+      outcomesInReplies: outcomes,
+      invariants: checks,
+      database: facts,
+      postgresActivity: activity,
+      serverLog: { warnOrWorse: server.logs.warnOrWorse, errorOrWorse: server.logs.errorOrWorse, byMessage: Object.fromEntries(server.logs.byMessage) },
+      runs,
+    });
     if (!verdictList.every((v) => v.pass)) process.exitCode = 2;
-  } catch (err) {
-    throw interrupted ? new Interrupted('interrupted') : err;
-  } finally {
-    await cleanup.runAll();
-  }
+  });
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof Interrupted) return; // the signal handler is cleaning up and will exit
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runMain(main);

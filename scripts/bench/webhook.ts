@@ -38,36 +38,30 @@
  *   changed during the run. Results are printed as markdown and written to docs/bench/webhook-latest.json.
  * - Child processes, the temp DATA_DIR and the database are removed in `finally` and on SIGINT/SIGTERM.
  */
-import autocannon from 'autocannon';
-import pg from 'pg';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../server/src/config.ts';
-import { MsgCrypt, wechatSignature } from '../../server/src/wechat/crypto.ts';
+import { MsgCrypt } from '../../server/src/wechat/crypto.ts';
 import { WeChatSimulator } from '../../server/src/wechat/sandbox/simulator.ts';
-import { buildXml } from '../../server/src/wechat/xml.ts';
+import {
+  ACCOUNT_ID, childEnv, ChildLogs, Cleanup, createBenchDatabase, DEFAULT_PG_ADMIN_URL, describeMachine, fmt, Interruption,
+  LatencyRecorder, log, machineHardware, median, newMsgIdBase, OPENID_POOL, OPENIDS, positiveInt, printHelpAndExit, ROOT,
+  round1, round2, runAutocannon, runLength, runMain, signedTextMessage, sourceFingerprint, spawnTs, startCpuMeasurement,
+  startServer, waitUntil, wechatCredentials, writeResults, type Machine, type Mode, type WeChatCredentials,
+} from './lib.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DEFAULT_RESULTS_FILE = path.join(ROOT, 'docs/bench/webhook-latest.json');
-const ACCOUNT_ID = 'gh_sandbox00001';
-const OPENID_POOL = 5_000;
+/** The bare route: a target, part of the code under test. */
+const BARE_ROUTE = 'scripts/bench/bare-webhook.ts';
 /** Rate assumed before a (target, mode) has been measured, to size its first pool. */
 const INITIAL_RATE_GUESS = 15_000;
 const TARGETS = { rps: 3_000, p99Ms: 50, vsBare: 0.5 } as const;
 
 type TargetName = 'pglite' | 'postgres' | 'bare';
-type Mode = 'plain' | 'aes';
 const ALL_TARGETS: TargetName[] = ['pglite', 'postgres', 'bare'];
 const ALL_MODES: Mode[] = ['plain', 'aes'];
-
-const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
 // ───────────────────────────── options ─────────────────────────────
 
@@ -98,7 +92,7 @@ function parseOptions(argv: string[]): Options {
       only: { type: 'string' },
       modes: { type: 'string', default: 'plain,aes' },
       'db-pool-size': { type: 'string' },
-      'pg-admin-url': { type: 'string', default: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' },
+      'pg-admin-url': { type: 'string', default: DEFAULT_PG_ADMIN_URL },
       'cpu-prof': { type: 'boolean', default: false },
       'pg-options': { type: 'string' },
       json: { type: 'string', default: DEFAULT_RESULTS_FILE },
@@ -106,138 +100,27 @@ function parseOptions(argv: string[]): Options {
     },
     strict: true,
   });
-  if (values.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
-    process.exit(0);
-  }
-  const positive = (name: string, raw: string) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer (got "${raw}")`);
-    return n;
-  };
+  if (values.help) printHelpAndExit(import.meta.url);
   const list = <T extends string>(name: string, raw: string, allowed: readonly T[]): T[] => {
     const items = raw.split(/[,|]/).map((s) => s.trim()).filter(Boolean);
     for (const item of items) if (!allowed.includes(item as T)) throw new Error(`--${name}: "${item}" is not one of ${allowed.join(', ')}`);
     if (items.length === 0) throw new Error(`--${name} is empty`);
     return allowed.filter((a) => items.includes(a)); // canonical order, no duplicates
   };
-  const warmupS = Number(values.warmup);
-  if (!Number.isInteger(warmupS) || warmupS < 0) throw new Error('--warmup must be an integer ≥ 0');
-  const durationS = positive('duration', values.duration);
-  if (durationS > 240) throw new Error('--duration must be ≤ 240 s: pre-generated timestamps must stay within the server\'s ±300 s window');
+  const { warmupS, durationS } = runLength(values.warmup, values.duration);
   return {
-    connections: positive('connections', values.connections),
+    connections: positiveInt('connections', values.connections),
     durationS,
     warmupS,
-    rounds: positive('rounds', values.rounds),
+    rounds: positiveInt('rounds', values.rounds),
     targets: values.only ? list('only', values.only, ALL_TARGETS) : ALL_TARGETS,
     modes: list('modes', values.modes, ALL_MODES),
-    dbPoolSize: values['db-pool-size'] ? positive('db-pool-size', values['db-pool-size']) : undefined,
+    dbPoolSize: values['db-pool-size'] ? positiveInt('db-pool-size', values['db-pool-size']) : undefined,
     pgAdminUrl: values['pg-admin-url'],
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'webhook-bench-cpuprof-')) : undefined,
     pgOptions: values['pg-options'],
     resultsFile: path.resolve(values.json),
   };
-}
-
-// ───────────────────────────── cleanup ─────────────────────────────
-
-/** Cleanup steps run last-in first-out, once, from `finally` or a signal. */
-class Cleanup {
-  private readonly steps: Array<{ name: string; run: () => Promise<void> | void }> = [];
-  private running: Promise<void> | undefined;
-  private readonly children = new Set<ChildProcess>();
-
-  add(name: string, run: () => Promise<void> | void) {
-    this.steps.push({ name, run });
-  }
-
-  /** Children are also SIGKILLed synchronously on process exit, whatever happened. */
-  trackChild(child: ChildProcess) {
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-  }
-
-  killChildrenNow() {
-    for (const child of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
-
-  runAll(): Promise<void> {
-    this.running ??= (async () => {
-      while (this.steps.length > 0) {
-        const step = this.steps.pop()!;
-        const started = Date.now();
-        try {
-          await step.run();
-        } catch (err) {
-          log(`cleanup "${step.name}" failed: ${(err as Error).message}`);
-        }
-        if (Date.now() - started > 2_000) log(`cleanup "${step.name}" took ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      }
-    })();
-    return this.running;
-  }
-}
-
-// ───────────────────────────── machine ─────────────────────────────
-
-interface Machine {
-  cpuModel: string;
-  cores: number;
-  totalMemoryGiB: number;
-  node: string;
-  postgres: string;
-}
-
-async function describeMachine(pgAdminUrl: string, withPostgres: boolean): Promise<Machine> {
-  let postgres = 'not used';
-  if (withPostgres) {
-    const client = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 3_000 });
-    try {
-      await client.connect();
-      postgres = (await client.query<{ version: string }>('SELECT version()')).rows[0]?.version ?? 'unknown';
-    } catch (err) {
-      postgres = `unreachable (${(err as Error).message})`;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  return {
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    node: process.version,
-    postgres,
-  };
-}
-
-// ───────────────────────────── code under test ─────────────────────────────
-
-/**
- * A fingerprint of the code the targets run (server/src, shared, the bare route): sha256 over paths and contents.
- * Taken before the targets start and again at the end, so a result can be tied to a version of the code and a run
- * during which someone edited the server is called out (the targets keep running the code they started with).
- */
-function sourceFingerprint(): { sha256: string; files: number; newestChange: string } {
-  const files: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
-      const rel = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(rel);
-      else if (/\.(ts|sql|json)$/.test(entry.name)) files.push(rel);
-    }
-  };
-  for (const dir of ['server/src', 'server/migrations', 'shared']) walk(dir);
-  files.push('scripts/bench/bare-webhook.ts');
-  files.sort();
-  const hash = createHash('sha256');
-  let newest = 0;
-  for (const file of files) {
-    const full = path.join(ROOT, file);
-    hash.update(file).update('\0').update(readFileSync(full)).update('\0');
-    newest = Math.max(newest, statSync(full).mtimeMs);
-  }
-  return { sha256: hash.digest('hex').slice(0, 16), files: files.length, newestChange: new Date(newest).toISOString() };
 }
 
 // ───────────────────────────── messages ─────────────────────────────
@@ -248,24 +131,16 @@ interface WebhookRequest {
   body: Buffer;
 }
 
-interface WeChatCredentials {
-  token: string;
-  appId: string;
-  encodingAesKey: string;
-}
-
 const TEXTS = ['你好', '在吗？', '请问怎么兑奖', '帮助', '我的积分是多少', 'hello', '包装上的码扫不出来', '谢谢'];
 
 /** Builds distinct, correctly signed text messages as WeChat would push them (see sandbox/simulator.ts). */
 class MessageFactory {
   private readonly crypt: MsgCrypt;
-  private readonly openids: string[];
-  private readonly msgIdBase = 6_000_000_000_000_000_000n + BigInt(Date.now()) * 1_000_000n;
+  private readonly msgIdBase = newMsgIdBase();
   private seq = 0;
 
   constructor(private readonly creds: WeChatCredentials) {
     this.crypt = new MsgCrypt(creds.encodingAesKey, creds.appId); // one instance: key derivation once
-    this.openids = Array.from({ length: OPENID_POOL }, (_, i) => `oBench${i.toString(36).padStart(22, '0')}`);
   }
 
   /**
@@ -283,27 +158,9 @@ class MessageFactory {
 
   next(mode: Mode): { request: WebhookRequest; openid: string } {
     const seq = ++this.seq;
-    const openid = this.openids[seq % OPENID_POOL]!;
-    const now = Date.now();
-    const timestamp = String(Math.floor(now / 1000));
-    const nonce = String(randomInt(1_000_000_000));
-    const xml = buildXml({
-      ToUserName: ACCOUNT_ID,
-      FromUserName: openid,
-      CreateTime: Math.floor(now / 1000),
-      MsgType: 'text',
-      Content: TEXTS[seq % TEXTS.length]!,
-      MsgId: (this.msgIdBase + BigInt(seq)).toString(),
-    });
-    // Query values are hex, digits and [0-9a-zA-Z]: no URL encoding needed.
-    let query = `signature=${wechatSignature(this.creds.token, timestamp, nonce)}&timestamp=${timestamp}&nonce=${nonce}&openid=${openid}`;
-    let body = xml;
-    if (mode === 'aes') {
-      const encrypt = this.crypt.encrypt(xml);
-      body = `<xml><ToUserName><![CDATA[${ACCOUNT_ID}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`;
-      query += `&encrypt_type=aes&msg_signature=${wechatSignature(this.creds.token, timestamp, nonce, encrypt)}`;
-    }
-    return { request: { path: `/wechat?${query}`, body: Buffer.from(body) }, openid };
+    const openid = OPENIDS[seq % OPENID_POOL]!;
+    const request = signedTextMessage(this.creds, this.crypt, mode, openid, TEXTS[seq % TEXTS.length]!, this.msgIdBase + BigInt(seq));
+    return { request, openid };
   }
 }
 
@@ -325,118 +182,11 @@ interface Target {
   mayReuseRequests: boolean;
 }
 
-/** Keeps the tail of a child's output and counts warn/error log lines (pino JSON, level ≥ 40). */
-class ChildLogs {
-  private readonly tail: string[] = [];
-  warnOrWorse = 0;
-
-  constructor(child: ChildProcess, private readonly onLine?: (line: string) => void) {
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream }).on('line', (line) => this.push(line));
-    }
-  }
-
-  private push(line: string) {
-    this.tail.push(line);
-    if (this.tail.length > 40) this.tail.shift();
-    const level = /"level":(\d+)/.exec(line);
-    if (level && Number(level[1]) >= 40) this.warnOrWorse++;
-    this.onLine?.(line);
-  }
-
-  lastLines(n = 15): string {
-    return this.tail.slice(-n).join('\n');
-  }
-}
-
-/** Drop any configuration this process inherited, so the child sees only what the bench sets. */
-function childEnv(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined) continue;
-    if (/^(WECHAT_|DATABASE_URL$|DATA_DIR$|PORT$|HOST$|PUBLIC_URL$|LOG_LEVEL$|DB_POOL_SIZE$|JOBS_ENABLED$|NODE_ENV$|WEBHOOK_|RULES_CACHE_|OPS_|PII_KEY$|DOTENV_)/.test(key)) continue;
-    env[key] = value;
-  }
-  // A developer's .env must not leak in (a DATABASE_URL there would turn the PGlite target into PostgreSQL).
-  env.DOTENV_CONFIG_PATH = '/dev/null';
-  return { ...env, ...extra };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function spawnTs(entry: string, env: Record<string, string>, cleanup: Cleanup, label: string, cpuProfDir?: string): ChildProcess {
-  // With --cpu-prof, V8 writes one .cpuprofile per thread (main, tsx's loader thread) when the child exits normally
-  // (SIGTERM → graceful close → exit), into a folder per target. The main thread's is the one with the most samples.
-  const profile = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(cpuProfDir, label.replace(/\W+/g, '-'))}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  cleanup.trackChild(child);
-  cleanup.add(`stop ${label}`, () => stopChild(child));
-  return child;
-}
-
-async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Resolves when `probe` succeeds; rejects if the child exits first or time runs out. */
-async function waitUntil(child: ChildProcess, logs: ChildLogs, what: string, probe: () => Promise<boolean>, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what}: process exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${logs.lastLines()}`);
-    if (await probe().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what}: not ready after ${timeoutMs / 1000} s:\n${logs.lastLines()}`);
-}
-
-async function createBenchDatabase(pgAdminUrl: string, pgOptions: string | undefined, cleanup: Cleanup): Promise<{ name: string; url: string }> {
-  const name = `bench_${randomBytes(5).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  log(`created database ${name}`);
-  cleanup.add(`drop database ${name}`, async () => {
-    const c = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
-    await c.connect();
-    try {
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      log(`dropped database ${name}`);
-    } finally {
-      await c.end();
-    }
-  });
-  const url = new URL(pgAdminUrl);
-  url.pathname = `/${name}`;
-  if (pgOptions) url.searchParams.set('options', pgOptions);
-  return { name, url: url.toString() };
-}
-
 async function startServerTarget(kind: 'pglite' | 'postgres', opts: Options, cleanup: Cleanup): Promise<Target> {
-  const port = await freePort();
-  const env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', JOBS_ENABLED: 'false' };
-  if (opts.dbPoolSize) env.DB_POOL_SIZE = String(opts.dbPoolSize);
+  const env: Record<string, string> = {};
   let database: string | undefined;
   if (kind === 'postgres') {
-    const created = await createBenchDatabase(opts.pgAdminUrl, opts.pgOptions, cleanup);
+    const created = await createBenchDatabase(opts.pgAdminUrl, cleanup, opts.pgOptions);
     database = created.name;
     env.DATABASE_URL = created.url;
   } else {
@@ -444,16 +194,13 @@ async function startServerTarget(kind: 'pglite' | 'postgres', opts: Options, cle
     cleanup.add(`remove ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
     env.DATA_DIR = dir;
   }
-  const child = spawnTs('server/src/main.ts', childEnv(env), cleanup, `${kind} server`, opts.cpuProfDir);
-  const logs = new ChildLogs(child);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  await waitUntil(child, logs, `${kind} server`, async () => (await fetch(`${baseUrl}/readyz`)).status === 200);
-  return { name: kind, baseUrl, pid: child.pid!, logs, ...(database ? { database } : {}), mayReuseRequests: false };
+  const server = await startServer({ label: `${kind} server`, env, dbPoolSize: opts.dbPoolSize, cleanup, cpuProfDir: opts.cpuProfDir });
+  return { name: kind, ...server, ...(database ? { database } : {}), mayReuseRequests: false };
 }
 
 async function startBareTarget(opts: Options, cleanup: Cleanup): Promise<Target> {
   let port: number | undefined;
-  const child = spawnTs('scripts/bench/bare-webhook.ts', childEnv({ PORT: '0', HOST: '127.0.0.1' }), cleanup, 'bare route', opts.cpuProfDir);
+  const child = spawnTs(BARE_ROUTE, childEnv({ PORT: '0', HOST: '127.0.0.1' }), cleanup, 'bare route', opts.cpuProfDir);
   const logs = new ChildLogs(child, (line) => {
     const m = /^BARE_READY (\d+)/.exec(line);
     if (m) port = Number(m[1]);
@@ -487,66 +234,6 @@ async function verifyPassiveReply(target: Target, mode: Mode, factory: MessageFa
 
 // ───────────────────────────── CPU accounting ─────────────────────────────
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** utime + stime of a process, in clock ticks (0 if it is gone). */
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * Ticks of the PostgreSQL processes that work for this bench, by pid: the postmaster and its background processes
- * (walwriter, checkpointer, …) plus the client backends connected to `database`. Backends of other databases
- * (other users of this shared PostgreSQL) are left out; PostgreSQL puts user, database and client address in the
- * process title, e.g. `postgres: 15/main: postgres bench_ab12 127.0.0.1(50312) idle`.
- */
-function postgresTicks(database: string | undefined): Map<number, number> {
-  const out = new Map<number, number>();
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
-      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      const clientBackend = /\(\d+\)|\[local\]/.test(title);
-      if (clientBackend && !(database && title.includes(` ${database} `))) continue;
-      out.set(Number(entry), processTicks(Number(entry)));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
-}
-
-/** Busy and total ticks of the whole machine, from /proc/stat. */
-function machineTicks(): { busy: number; total: number } {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return { busy: 0, total: 0 };
-  }
-}
-
 interface CpuShare {
   /** Percent of one core, averaged over the run. */
   targetPct: number;
@@ -557,34 +244,12 @@ interface CpuShare {
   machineBusyPct: number;
 }
 
-/** Starts a CPU measurement; the returned function ends it. */
-function startCpuMeasurement(target: Target): () => CpuShare {
-  const t0 = process.hrtime.bigint();
-  const target0 = processTicks(target.pid);
-  const self0 = process.cpuUsage();
-  const pg0 = postgresTicks(target.database);
-  const machine0 = machineTicks();
+/** Starts a CPU measurement of the target (and of PostgreSQL for its database); the returned function ends it. */
+function startTargetCpuMeasurement(target: Target): () => CpuShare {
+  const end = startCpuMeasurement(target.pid, target.database);
   return () => {
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const self = process.cpuUsage(self0);
-    let pgDelta = 0;
-    for (const [pid, ticks] of postgresTicks(target.database)) pgDelta += ticks - (pg0.get(pid) ?? 0);
-    const machine1 = machineTicks();
-    const pct = (ticks: number) => (ticks / CLK_TCK / seconds) * 100;
-    const machineTotal = machine1.total - machine0.total;
-    const share = {
-      targetPct: pct(processTicks(target.pid) - target0),
-      loadgenPct: ((self.user + self.system) / 1e6 / seconds) * 100,
-      postgresPct: pct(Math.max(0, pgDelta)),
-      machineBusyPct: machineTotal > 0 ? ((machine1.busy - machine0.busy) / machineTotal) * os.cpus().length * 100 : 0,
-    };
-    return {
-      targetPct: round1(share.targetPct),
-      loadgenPct: round1(share.loadgenPct),
-      postgresPct: round1(share.postgresPct),
-      otherPct: round1(Math.max(0, share.machineBusyPct - share.targetPct - share.loadgenPct - share.postgresPct)),
-      machineBusyPct: round1(share.machineBusyPct),
-    };
+    const c = end();
+    return { targetPct: c.processPct, loadgenPct: c.loadgenPct, postgresPct: c.postgresPct, otherPct: c.otherPct, machineBusyPct: c.machineBusyPct };
   };
 }
 
@@ -615,32 +280,6 @@ interface RunResult {
   flagged: boolean;
 }
 
-/** Latencies (ms) of 2xx responses, in a growable typed array. */
-class LatencyRecorder {
-  private values: Float64Array;
-  private n = 0;
-
-  constructor(capacity: number) {
-    this.values = new Float64Array(Math.max(1024, capacity));
-  }
-
-  add(ms: number) {
-    if (this.n === this.values.length) {
-      const bigger = new Float64Array(this.values.length * 2);
-      bigger.set(this.values);
-      this.values = bigger;
-    }
-    this.values[this.n++] = ms;
-  }
-
-  /** Nearest-rank percentiles. */
-  percentiles(...ps: number[]): number[] {
-    const sorted = this.values.subarray(0, this.n).sort();
-    return ps.map((p) => (this.n === 0 ? NaN : sorted[Math.min(this.n - 1, Math.max(0, Math.ceil((p / 100) * this.n) - 1))]!));
-  }
-}
-
-let currentLoad: autocannon.Instance | undefined;
 
 async function runLoad(target: Target, mode: Mode, round: number, durationS: number, connections: number, pool: WebhookRequest[], factory: MessageFactory): Promise<RunResult> {
   let cursor = 0;
@@ -648,43 +287,37 @@ async function runLoad(target: Target, mode: Mode, round: number, durationS: num
   let reusedDuringRun = 0;
   const latencies = new LatencyRecorder(pool.length);
   const warnBefore = target.logs.warnOrWorse;
-  const endCpu = startCpuMeasurement(target);
+  const endCpu = startTargetCpuMeasurement(target);
 
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    currentLoad = autocannon(
-      {
-        url: target.baseUrl,
-        connections,
-        duration: durationS,
-        method: 'POST',
-        headers: { 'content-type': 'text/xml' },
-        verifyBody: isPassiveReply,
-        requests: [
-          {
-            method: 'POST',
-            setupRequest: (req) => {
-              let next = pool[cursor++];
-              if (!next && target.mayReuseRequests) {
-                reusedDuringRun++;
-                next = pool[cursor % pool.length]!;
-              } else if (!next) {
-                generatedDuringRun++;
-                next = factory.next(mode).request;
-              }
-              req.path = next.path;
-              req.body = next.body;
-              return req;
-            },
+  const result = await runAutocannon(
+    {
+      url: target.baseUrl,
+      connections,
+      duration: durationS,
+      method: 'POST',
+      headers: { 'content-type': 'text/xml' },
+      verifyBody: isPassiveReply,
+      requests: [
+        {
+          method: 'POST',
+          setupRequest: (req) => {
+            let next = pool[cursor++];
+            if (!next && target.mayReuseRequests) {
+              reusedDuringRun++;
+              next = pool[cursor % pool.length]!;
+            } else if (!next) {
+              generatedDuringRun++;
+              next = factory.next(mode).request;
+            }
+            req.path = next.path;
+            req.body = next.body;
+            return req;
           },
-        ],
-      },
-      (err, res) => (err ? reject(err) : resolve(res)),
-    );
-    currentLoad.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.add(responseTimeMs);
-    });
-  });
-  currentLoad = undefined;
+        },
+      ],
+    },
+    latencies,
+  );
 
   const cpu = endCpu();
   const [p50, p99, max] = latencies.percentiles(50, 99, 100);
@@ -737,15 +370,6 @@ interface Summary {
   cpu: CpuShare;
   flaggedRounds: number[];
   rounds: number;
-}
-
-const round1 = (x: number) => Math.round(x * 10) / 10;
-const round2 = (x: number) => Math.round(x * 100) / 100;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function summarize(runs: RunResult[], targets: TargetName[], modes: Mode[]): Summary[] {
@@ -806,12 +430,10 @@ function verdicts(summaries: Summary[]): Verdict[] {
     });
 }
 
-const fmt = (n: number) => n.toLocaleString('en-US');
-
 function renderReport(machine: Machine, opts: Options, code: ReturnType<typeof sourceFingerprint>, codeChanged: boolean, summaries: Summary[], runs: RunResult[], verdictList: Verdict[]): string {
   const lines: string[] = [];
   lines.push('## Webhook benchmark', '');
-  lines.push(`- CPU: ${machine.cpuModel} × ${machine.cores} cores, ${machine.totalMemoryGiB} GiB RAM`);
+  lines.push(`- CPU: ${machineHardware(machine)}`);
   lines.push(`- Node ${machine.node}; PostgreSQL: ${machine.postgres}`);
   lines.push(`- Code under test: ${code.sha256} (sha256 of server/src, server/migrations, shared and the bare route; newest change ${code.newestChange})${codeChanged ? ' — ⚠ the code changed while the bench ran; the targets ran the version above' : ''}`);
   lines.push(`- ${opts.connections} connections, ${opts.durationS} s per run (after a ${opts.warmupS} s warm-up), median of ${opts.rounds} interleaved round(s); text messages, each distinct; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}${opts.pgOptions ? `; PostgreSQL session options "${opts.pgOptions}"` : ''}${opts.cpuProfDir ? '; targets under the V8 CPU profiler' : ''}`);
@@ -856,35 +478,20 @@ function renderReport(machine: Machine, opts: Options, code: ReturnType<typeof s
 
 // ───────────────────────────── main ─────────────────────────────
 
-/** Thrown at the next step boundary after SIGINT/SIGTERM; the signal handler does the cleanup and exits. */
-class Interrupted extends Error {}
-
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
   const cleanup = new Cleanup();
-  let interrupted = false;
-  const checkpoint = () => {
-    if (interrupted) throw new Interrupted('interrupted');
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (interrupted) return; // a second Ctrl-C must not cut the cleanup short
-    interrupted = true;
-    log(`${signal}: stopping load and cleaning up…`);
-    currentLoad?.stop();
-    void cleanup.runAll().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('exit', () => cleanup.killChildrenNow());
+  const signals = new Interruption(cleanup);
+  const { checkpoint, shouldStop } = signals;
 
   // The children run loadConfig on this same environment: same token, appid and key.
   const config = loadConfig(childEnv({}));
-  const creds: WeChatCredentials = { token: config.wechat.token, appId: config.wechat.appId, encodingAesKey: config.wechat.encodingAesKey! };
+  const creds = wechatCredentials(config);
   const factory = new MessageFactory(creds);
 
-  try {
-    const machine = await describeMachine(opts.pgAdminUrl, opts.targets.includes('postgres'));
-    const code = sourceFingerprint();
+  await signals.guard(async () => {
+    const machine = await describeMachine(opts.targets.includes('postgres') ? opts.pgAdminUrl : undefined, 'report');
+    const code = sourceFingerprint([BARE_ROUTE]);
     log(`code under test: ${code.sha256} (${code.files} files, newest change ${code.newestChange})`);
 
     const targets: Target[] = [];
@@ -908,7 +515,7 @@ async function main() {
       const key = `${target.name}/${mode}`;
       const durationS = round === 0 ? opts.warmupS : opts.durationS;
       const started = Date.now();
-      const pool = await factory.generate(poolSizeFor(durationS, bestRate.get(key) ?? INITIAL_RATE_GUESS), mode, () => interrupted);
+      const pool = await factory.generate(poolSizeFor(durationS, bestRate.get(key) ?? INITIAL_RATE_GUESS), mode, shouldStop);
       checkpoint();
       const genMs = Date.now() - started;
       const run = await runLoad(target, mode, round, durationS, opts.connections, pool, factory);
@@ -932,41 +539,20 @@ async function main() {
 
     const summaries = summarize(runs, opts.targets, opts.modes);
     const verdictList = verdicts(summaries);
-    const codeAtEnd = sourceFingerprint();
+    const codeAtEnd = sourceFingerprint([BARE_ROUTE]);
     const codeChanged = codeAtEnd.sha256 !== code.sha256;
     console.log(renderReport(machine, opts, code, codeChanged, summaries, runs, verdictList));
 
-    mkdirSync(path.dirname(opts.resultsFile), { recursive: true });
-    writeFileSync(
-      opts.resultsFile,
-      JSON.stringify(
-        {
-          generatedAt: new Date().toISOString(),
-          machine,
-          code: { ...code, changedDuringRun: codeChanged },
-          options: { ...opts, pgAdminUrl: undefined, cpuProfDir: undefined, resultsFile: undefined, cpuProfiled: Boolean(opts.cpuProfDir) },
-          targets: TARGETS,
-          results: summaries,
-          verdicts: verdictList,
-          runs,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-    log(`results written to ${path.relative(process.cwd(), opts.resultsFile)}`);
+    writeResults(opts.resultsFile, { machine, code, codeChanged }, {
+      options: { ...opts, pgAdminUrl: undefined, cpuProfDir: undefined, resultsFile: undefined, cpuProfiled: Boolean(opts.cpuProfDir) },
+      targets: TARGETS,
+      results: summaries,
+      verdicts: verdictList,
+      runs,
+    });
     if (opts.cpuProfDir) log(`CPU profiles of the targets will be in ${opts.cpuProfDir} once they have exited`);
     if (runs.some((r) => r.round > 0 && r.flagged)) process.exitCode = 2;
-  } catch (err) {
-    // After a signal, failures are its consequences (targets stopped under our feet): not worth reporting.
-    throw interrupted ? new Interrupted('interrupted') : err;
-  } finally {
-    await cleanup.runAll();
-  }
+  });
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof Interrupted) return; // the signal handler is cleaning up and will exit
-  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-  process.exitCode = 1;
-});
+runMain(main);

@@ -95,3 +95,18 @@ t.test('deck mode: what is issued is exactly the deck, with no stock rows involv
   t.equal(await count(database, 'draws', `mode = 'deck' AND outcome = 'won'`), 5);
   t.equal(await count(database, 'draws', `mode = 'deck' AND outcome = 'lost'`), 25);
 });
+
+t.test('odds hold when a limited prize competes with unlimited ones (the pick made before the redemption is honoured)', async (t) => {
+  const { database, config, sim: base } = await buildTestApp(t);
+  const sim = new WeChatSimulator({ ...base.opts, sandboxUrl: undefined });
+  const N = 300;
+  const { codes } = await seedCampaign(database, config.codeKey, {
+    unlockMin: 0, questions: [], codes: N,
+    prizes: [{ name: '10元话费', kind: 'topup', value: 1000, weight: 1, totalStock: 10_000 }, { name: '1积分', kind: 'points', value: 1, weight: 1 }],
+  });
+  const replies = await Promise.all(codes.map((code, i) => sim.text(`oOdds${i}`, code)));
+  const topups = replies.filter((r) => /【10元话费】/.test(r.content ?? '')).length;
+  t.equal(replies.filter((r) => /恭喜/.test(r.content ?? '')).length, N, 'every draw won one of the two');
+  // Binomial(300, 0.5): mean 150, sd ≈ 8.7. Re-picking after a limited pick would give ≈ 75.
+  t.ok(topups > 110 && topups < 190, `limited prize drawn ${topups} of ${N} times at 50 % odds`);
+});

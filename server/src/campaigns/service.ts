@@ -12,7 +12,7 @@ import type { Clock } from '../platform/clock.ts';
 import { createBatcher } from '../platform/batcher.ts';
 import type { DialogStore, ActiveDialog } from '../bot/dialogs.ts';
 import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
-import { weightedPick, type RandomInt } from './lottery.ts';
+import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lottery.ts';
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
@@ -170,7 +170,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     return lines.join('\n');
   }
 
-  async function draw(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, now: Date): Promise<string> {
+  async function draw(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, now: Date, prePick?: LotteryPick): Promise<string> {
     let input: DrawInput;
     let prize: CachedPrize | undefined;
     if (c.prizeMode === 'deck') {
@@ -179,7 +179,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       input = { redemptionId, mode: 'deck', eligible: [], roll: null, drawnPrizeId: deckPrizeId, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
       if (!won) input.points = c.lossPoints;
     } else {
-      const pick = weightedPick(c.prizes, deps.random);
+      // A pick made before the redemption must be honoured whatever it drew: picking again only when the first
+      // pick was a limited prize would lower that prize's odds.
+      const pick = prePick ?? weightedPick(c.prizes, deps.random);
       prize = c.prizes.find((p) => p.id === pick.prizeId);
       const won = !!prize && prize.kind !== 'thanks';
       input = { redemptionId, mode: 'dynamic', eligible: pick.eligible, roll: pick.roll, drawnPrizeId: pick.prizeId, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
@@ -218,12 +220,12 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   /** After a redemption (or "抽奖"): ask what is missing, or draw now. */
-  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answeredKeys: string[], now: Date, intro: boolean, dialogOpen: boolean): Promise<ReplyMessage> {
+  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answeredKeys: string[], now: Date, intro: boolean, dialogOpen: boolean, prePick?: LotteryPick): Promise<ReplyMessage> {
     const answered = new Set(answeredKeys);
     const plan = questionPlan(c, answered);
     if (plan.unlocked && !(intro && c.reaskAnswered && plan.queue.length > 0)) {
       if (dialogOpen) await dialogs.clear(openid); // e.g. the 兑奖 code dialog; no round trip when there is none
-      return text(await draw(openid, redemptionId, c, deckPrizeId, now));
+      return text(await draw(openid, redemptionId, c, deckPrizeId, now, prePick));
     }
     const queue = plan.queue.length > 0 ? plan.queue : c.questions.map((q) => q.key);
     const state: QuestionState = { redemptionId, campaignId: c.id, queue, pos: 0, step: {} };
@@ -261,13 +263,15 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
    * the draw gets it in the redemption statement itself. Not for deck mode, campaigns that re-ask answered questions,
    * or a picked prize with limited stock (those draw in a second step, the stock one in its own transaction).
    */
-  function predraw(all: Map<number, CachedCampaign>, codeLength: number, now: Date): Record<string, FusedDraw> | null {
+  function predraw(all: Map<number, CachedCampaign>, codeLength: number, now: Date): { fuse: Record<string, FusedDraw> | null; picks: Map<number, LotteryPick> } {
     let out: Record<string, FusedDraw> | null = null;
+    const picks = new Map<number, LotteryPick>();
     for (const c of all.values()) {
       if (c.status !== 'live' || c.prizeMode !== 'dynamic' || c.reaskAnswered || c.codeLength !== codeLength || now < c.startsAt || now >= c.endsAt) continue;
       const pick = weightedPick(c.prizes, deps.random);
+      picks.set(c.id, pick);
       const prize = c.prizes.find((p) => p.id === pick.prizeId);
-      if (prize?.limited) continue;
+      if (prize?.limited) continue; // drawn after the redemption, with this same pick, in the stock transaction
       const won = !!prize && prize.kind !== 'thanks';
       const f = fulfilmentOf(won ? prize : undefined);
       (out ??= {})[String(c.id)] = {
@@ -276,13 +280,13 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
         f_kind: f.fulfilKind, f_amount: f.fulfilAmount, points: won ? f.points : c.lossPoints,
       };
     }
-    return out;
+    return { fuse: out, picks };
   }
 
   async function redeemCode(openid: string, code: string, now: Date, dialogOpen: boolean): Promise<ReplyMessage> {
     const key = keyer.key(code).toString('hex');
     const day = localDay(now);
-    const fuse = predraw((await campaigns()).byId, code.length - 1, now);
+    const { fuse, picks } = predraw((await campaigns()).byId, code.length - 1, now);
     const row = await redeemBatch({ key, openid, at: now, day, fuse });
     if (!row.redemption_id) return failureReply(row, code, openid, now, day);
     const c = await campaign(row.campaign_id!);
@@ -295,7 +299,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       const prize = c.prizes.find((p) => p.id === pick.prize_id);
       return text(resultText(c, prize, pick.outcome, pick.points, row.balance != null ? Number(row.balance) : null));
     }
-    return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true, dialogOpen);
+    return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true, dialogOpen, picks.get(c.id));
   }
 
   /** A message that may be a code: typo → ask to re-check; code → redeem; otherwise not ours. */

@@ -92,16 +92,20 @@ t.test('top-up: a winner without a phone is asked for one in chat, then charged 
   t.match(r.content, /恭喜您抽中【10元话费】/);
   await s.settle();
   t.match((await s.csTexts('oPhone')).join('\n'), /手机号/, 'asked for a phone number');
+  // While the phone is awaited, another pack code is still a code (letters and digits are not a phone attempt).
+  r = await s.sim.text('oPhone', s.codes[1]!.replace(/(.{4})(.{4})/, '$1-$2-'));
+  t.match(r.content, /恭喜您抽中【10元话费】/);
 
   r = await s.sim.text('oPhone', '1391234');
   t.notMatch(r.content ?? '', /已收到/, 'an invalid number is not taken');
   r = await s.sim.text('oPhone', '139-1234-5678');
   await s.settle();
-  const [job] = (await s.api('GET', `/api/ops/fulfilments?campaignId=${s.campaignId}`)).json() as any[];
-  t.match(job, { kind: 'topup', state: 'succeeded' });
+  const jobs = (await s.api('GET', `/api/ops/fulfilments?campaignId=${s.campaignId}`)).json() as any[];
+  t.equal(jobs.length, 2);
+  t.ok(jobs.every((j) => j.kind === 'topup' && j.state === 'succeeded'), 'both top-ups went through once the phone was given');
   const orders = [...s.topupSandbox.state.orders.values()];
-  t.equal(orders.length, 1);
-  t.match(orders[0], { phone: '13912345678', amountFen: 1000, charges: 1 });
+  t.equal(orders.length, 2);
+  t.ok(orders.every((o: any) => o.phone === '13912345678' && o.amountFen === 1000 && o.charges === 1), 'each charged once');
   t.match((await s.csTexts('oPhone')).join('\n'), /充值/);
 });
 

@@ -16,11 +16,11 @@ function textOf(ctx: BotContext): string | undefined {
 }
 
 export function registerFulfilmentChat(ext: BotExtensions, fulfilment: FulfilmentService): void {
-  // In the phone dialog: anything with enough digits is an attempt at a number (valid → bound, else the format hint);
-  // other messages route normally and the dialog stays open.
+  // In the phone dialog: digits (with spaces, dashes, +86, brackets) are an attempt at a number (valid → bound, else
+  // the format hint); anything else — a pack code with letters, a question — routes normally and the dialog stays.
   ext.dialogFlows.set(PHONE_DIALOG_FLOW, async (ctx): Promise<HandlerResult> => {
-    const text = textOf(ctx);
-    if (text === undefined || text.replace(/\D/g, '').length < 7) return undefined;
+    const text = textOf(ctx)?.normalize('NFKC').trim();
+    if (text === undefined || !/^[\d\s\-+()]+$/.test(text) || text.replace(/\D/g, '').length < 7) return undefined;
     return fulfilment.phoneFromChat(ctx.openid, text);
   });
 

@@ -967,6 +967,13 @@ async function main() {
     await raw.add(rawInitial, shouldStop);
     checkpoint();
     await db.query('VACUUM (ANALYZE) codes, profile_answers, campaigns, campaign_prizes, prize_stock_shards, code_batches');
+    // The sandbox learns of user messages from the client (real WeChat sees them): tell it every pool user wrote,
+    // so the customer-service follow-ups of top-up wins go out instead of waiting and being retried on every message.
+    for (let i = 0; i < OPENIDS.length; i += 100) {
+      await Promise.all(OPENIDS.slice(i, i + 100).map((openid) => fetch(`${server.baseUrl}/sandbox/__sandbox/user-action`, {
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ openid, action: 'message' }),
+      })));
+    }
     const seedInfo = `seeded ${fmt(httpInitial)} + ${fmt(rawInitial)} codes (webhook + raw) and ${fmt(OPENID_POOL * 2)} profile answers in ${((Date.now() - started) / 1000).toFixed(1)} s`;
     log(seedInfo);
     checkpoint();

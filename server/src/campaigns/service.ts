@@ -224,7 +224,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     const answered = new Set(answeredKeys);
     const plan = questionPlan(c, answered);
     if (plan.unlocked && !(intro && c.reaskAnswered && plan.queue.length > 0)) {
-      if (dialogOpen) await dialogs.clear(openid); // e.g. the 兑奖 code dialog; no round trip when there is none
+      if (dialogOpen) await dialogs.clear(openid); // our code/question dialog; no round trip when none is open
       return text(await draw(openid, redemptionId, c, deckPrizeId, now, prePick));
     }
     const queue = plan.queue.length > 0 ? plan.queue : c.questions.map((q) => q.key);

@@ -1,21 +1,12 @@
 // Cash prize: the winner confirms the WeChat Pay merchant transfer here. Opened from the customer-service message
 // link `pages/prize/confirm?f=<fulfilment id>&t=<token>`; the token (HMAC from the server) authorises these calls
 // until member login exists.
+import type { MpTransferView } from '../../../shared/transfers';
 
-// Backend origin. TODO(members issue): move to the shared API client (miniprogram/services/api.ts) once it exists.
+// Backend origin of this build. The members issue moves it into the mini program's API client (services/api.ts).
 const API_BASE = 'http://127.0.0.1:3000';
 
-/** GET /api/mp/transfers/:id — the wx.requestMerchantTransfer parameters are present only while confirmable. */
-interface TransferView {
-  id: number;
-  state: string;
-  amountFen: number;
-  expiresAt: string | null;
-  mchId?: string;
-  appId?: string;
-  package?: string;
-  openId?: string;
-}
+type TransferView = MpTransferView;
 
 type Status = 'loading' | 'waiting' | 'done' | 'other' | 'error';
 

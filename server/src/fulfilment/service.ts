@@ -23,6 +23,7 @@
  * - Customer-service messages are sent after the state change they announce, each under its own key (at most once).
  */
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import type { MpTransferView } from '../../../shared/transfers.ts';
 import { eq } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReplyMessage } from '../../../shared/replies.ts';
@@ -102,17 +103,7 @@ export interface FulfilmentDeps {
   faults?: FulfilmentFaults;
 }
 
-/** What the mini program gets for wx.requestMerchantTransfer (the transfer params only while confirmable). */
-export interface MpTransferView {
-  id: number;
-  state: FulfilmentState;
-  amountFen: number;
-  expiresAt: string | null;
-  mchId?: string;
-  appId?: string;
-  package?: string;
-  openId?: string;
-}
+export type { MpTransferView };
 
 export interface NotificationOutcome {
   /** HTTP status to answer WeChat Pay with: 200 handled (or nothing to do), 4xx/5xx to make it retry. */

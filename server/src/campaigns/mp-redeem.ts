@@ -1,0 +1,401 @@
+/**
+ * Redemption for the mini program: the chat flow's rules with structured results. A code (typed or scanned) is taken by
+ * the same exactly-once statement as in chat (redeem-repo.ts: code, per-user limits, redemption), the golden questions
+ * come back as form fields and are answered in one submit (validated by the chat's readAnswer, stored on the same
+ * profile), and the draw uses the chat's draw statements (gate on the redemption, stock shards, points, fulfilment job).
+ *
+ * Decisions:
+ * - The code is never drawn in the redemption statement (`fuse: null`) even when the profile unlocks the draw: in the
+ *   mini program the member taps "抽奖" and sees the draw happen.
+ * - A question the campaign re-asks (`reask`, `reaskAnswered`) counts only when answered since this redemption.
+ * - Refusals are errors with `details.reason` (see shared/mp-redeem.ts) and the chat's Chinese text as message; a
+ *   double submit of one's own code returns that redemption again; a second draw returns the first one's result.
+ */
+import type { GoldenQuestion } from '../../../shared/campaigns.ts';
+import type { MpDrawResult, MpNextStep, MpQuestion, MpRedeemRefusal, MpRedemption, MpRedemptionList, MpAnswerValue } from '../../../shared/mp-redeem.ts';
+import type { Database } from '../db/client.ts';
+import type { Clock } from '../platform/clock.ts';
+import { AppError, type ErrorCode } from '../platform/errors.ts';
+import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
+import { weightedPick, type RandomInt } from './lottery.ts';
+import { readAnswer } from './questions.ts';
+import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
+import { createMpRedeemRepo, type MpRedemptionRow, type NewAnswer } from './mp-redeem-repo.ts';
+import { PROVINCES } from './regions.ts';
+import { formatTime, localDay, render, type TextKey } from './texts.ts';
+
+type PrizeKind = 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | 'thanks';
+
+interface Prize {
+  id: number;
+  name: string;
+  kind: PrizeKind;
+  value: number;
+  weight: number;
+  limited: boolean;
+  shards: number;
+}
+
+interface Campaign {
+  id: number;
+  name: string;
+  status: string;
+  startsAt: Date;
+  endsAt: Date;
+  texts: Record<string, string>;
+  questions: GoldenQuestion[];
+  unlockMin: number;
+  reaskAnswered: boolean;
+  prizeMode: 'dynamic' | 'deck';
+  lossPoints: number;
+  recommendation: { title: string; description?: string; url?: string } | null;
+  cashConfirmHours: number;
+  codeLength: number;
+  prizes: Prize[];
+}
+
+export interface MpRedeemDeps {
+  database: Database;
+  clock: Clock;
+  codeKey: Buffer;
+  cacheTtlMs: number;
+  /** Called after a draw that created a fulfilment job (the fulfilment worker's kick). */
+  onFulfilmentQueued?: () => void;
+  random?: RandomInt;
+}
+
+/** The province → city cascade of region questions (the same list the chat reads answers against). */
+const CASCADE = PROVINCES.map((p) => ({ code: p.code, name: p.name, cities: p.cities.map((c) => ({ code: c.code, name: c.name })) }));
+
+const refuse = (code: ErrorCode, reason: MpRedeemRefusal, message: string, extra: Record<string, unknown> = {}) =>
+  new AppError(code, message, { reason, ...extra });
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
+/** A scanned QR code's content: the code itself, or a URL whose `c`/`code` parameter or last path segment is (as in chat). */
+function codeFromScan(scan: string): string {
+  try {
+    const u = new URL(scan);
+    return u.searchParams.get('c') ?? u.searchParams.get('code') ?? u.pathname.split('/').filter(Boolean).pop() ?? scan;
+  } catch {
+    return scan;
+  }
+}
+
+const NEXT_BY_KIND: Record<Exclude<PrizeKind, 'thanks'>, MpNextStep> = {
+  points: 'points_credited', coupon: 'coupon_issued', topup: 'topup_pending', cash: 'cash_confirm', physical: 'physical_contact',
+};
+
+export function createMpRedeemService(deps: MpRedeemDeps) {
+  const { database, clock } = deps;
+  const repo = createRedeemRepo(database);
+  const mpRepo = createMpRedeemRepo(database);
+  const keyer = createLookupKeyer(deps.codeKey);
+
+  /* ---- campaigns (briefly cached, like the chat service) ---- */
+  let cache: { at: number; byId: Map<number, Campaign>; lengths: number[] } | undefined;
+  let loading: Promise<NonNullable<typeof cache>> | undefined;
+  async function load(): Promise<NonNullable<typeof cache>> {
+    const { campaigns, prizes } = await repo.activeCampaigns();
+    const byId = new Map<number, Campaign>();
+    for (const c of campaigns) {
+      byId.set(c.id, {
+        id: c.id, name: c.name, status: c.status, startsAt: new Date(c.starts_at), endsAt: new Date(c.ends_at), texts: c.texts ?? {},
+        questions: c.questions ?? [], unlockMin: c.unlock_min, reaskAnswered: c.reask_answered, prizeMode: c.prize_mode,
+        lossPoints: c.loss_points, recommendation: c.recommendation, cashConfirmHours: c.cash_confirm_hours, codeLength: c.code_length, prizes: [],
+      });
+    }
+    for (const p of prizes) {
+      byId.get(p.campaign_id)?.prizes.push({ id: p.id, name: p.name, kind: p.kind, value: p.value, weight: p.weight, limited: p.limited, shards: p.shards });
+    }
+    const lengths = [...new Set([...byId.values()].map((c) => c.codeLength))];
+    if (lengths.length === 0) lengths.push(DEFAULT_CODE_LENGTH);
+    return { at: Date.now(), byId, lengths };
+  }
+  async function campaigns(fresh = false) {
+    if (!fresh && cache && Date.now() - cache.at < deps.cacheTtlMs) return cache;
+    loading ??= load().finally(() => (loading = undefined));
+    cache = await loading;
+    return cache;
+  }
+  async function campaign(id: number): Promise<Campaign> {
+    const c = (await campaigns()).byId.get(id) ?? (await campaigns(true)).byId.get(id);
+    // Campaigns ended long ago are not loaded: their redemptions can no longer be answered or drawn.
+    if (!c) throw refuse('CONFLICT', 'ended', '该活动已结束，感谢您的关注！');
+    return c;
+  }
+  const say = (c: Campaign | undefined, key: TextKey, vars: Record<string, string | number> = {}) => render(key, c?.texts, vars);
+
+  /* ---- golden questions ---- */
+  const reasks = (c: Campaign, q: GoldenQuestion) => !!q.reask || c.reaskAnswered;
+
+  /** Which of the campaign's questions count for this redemption, what is missing, and the form to show. */
+  async function plan(openid: string, c: Campaign, redeemedAt: Date) {
+    const answers = new Map((await mpRepo.answers(openid)).map((a) => [a.question_key, a]));
+    const counts = (q: GoldenQuestion) => {
+      const a = answers.get(q.key);
+      return !!a && (!reasks(c, q) || new Date(a.answered_at) >= redeemedAt);
+    };
+    const min = Math.min(c.unlockMin, c.questions.length);
+    const counted = c.questions.filter(counts).length;
+    const requiredMissing = c.questions.filter((q) => q.required && !counts(q)).length;
+    const needed = Math.max(min - counted, requiredMissing, 0);
+    const form: MpQuestion[] = c.questions.filter((q) => !counts(q)).map((q) => field(q, answers.get(q.key)?.display));
+    return { counted, min, needed, unlocked: needed === 0, form };
+  }
+
+  function field(q: GoldenQuestion, answered: string | undefined): MpQuestion {
+    const f: MpQuestion = { key: q.key, kind: q.kind, prompt: q.prompt, required: !!q.required };
+    if (q.kind === 'choice') f.options = [...(q.options ?? [])];
+    if (q.kind === 'range') f.options = (q.ranges ?? []).map((r) => r.label);
+    if (q.kind === 'text') {
+      f.minLength = q.minLength ?? 1;
+      f.maxLength = q.maxLength ?? 50;
+      if (q.pattern) f.pattern = q.pattern;
+      if (q.patternHint) f.patternHint = q.patternHint;
+    }
+    if (q.kind === 'number') {
+      if (q.min !== undefined) f.min = q.min;
+      if (q.max !== undefined) f.max = q.max;
+    }
+    if (q.kind === 'region') f.provinces = CASCADE;
+    if (answered !== undefined) f.answered = answered;
+    return f;
+  }
+
+  /** One form value → what the profile stores, by the chat's own rules (readAnswer); a string is the error. */
+  function readValue(q: GoldenQuestion, v: MpAnswerValue): NewAnswer | 'skip' | { error: string } {
+    if (v === '') return q.required ? { error: '这道题是必答题，不能跳过哦。' } : 'skip';
+    if (q.kind === 'region') {
+      if (typeof v !== 'object') return { error: '请选择省份和城市。' };
+      const p = PROVINCES.find((x) => x.code === v.provinceCode);
+      const city = p?.cities.find((x) => x.code === v.cityCode);
+      if (!p || !city) return { error: '请从列表中选择省份和城市。' };
+      const r = readAnswer(q, city.name, { provinceCode: p.code });
+      return r.kind === 'answer' ? { key: q.key, value: r.value, display: r.display } : { error: '请从列表中选择省份和城市。' };
+    }
+    if (typeof v === 'object') return { error: '回答的格式不正确。' };
+    if (q.kind === 'choice') {
+      // The form sends the option itself: a number here is not read as a menu number as it is in chat.
+      const option = (q.options ?? []).find((o) => o === String(v));
+      return option ? { key: q.key, value: option, display: option } : { error: '请从选项中选择。' };
+    }
+    if (q.kind === 'range') {
+      const ranges = q.ranges ?? [];
+      const byLabel = ranges.find((r) => r.label === String(v));
+      if (byLabel) return { key: q.key, value: { label: byLabel.label, min: byLabel.min ?? null, max: byLabel.max ?? null }, display: byLabel.label };
+      const n = typeof v === 'number' ? v : Number.NaN;
+      const r = Number.isFinite(n) ? ranges.find((x) => (x.min === undefined || n >= x.min) && (x.max === undefined || n < x.max)) : undefined;
+      return r ? { key: q.key, value: { label: r.label, min: r.min ?? null, max: r.max ?? null, amount: n }, display: r.label } : { error: '请从选项中选择。' };
+    }
+    const r = readAnswer(q, String(v));
+    if (r.kind === 'answer') return { key: q.key, value: r.value, display: r.display };
+    if (r.kind === 'invalid') return { error: r.reason };
+    return r.kind === 'skip' ? 'skip' : { error: '回答的格式不正确。' };
+  }
+
+  /* ---- views ---- */
+  function drawMessage(c: Campaign, prize: Prize | undefined, outcome: string, points: number, balance: number): string {
+    const lines: string[] = [];
+    if (outcome === 'won' && prize) {
+      const how: Record<string, string> = {
+        points: say(c, 'claimPoints'), coupon: say(c, 'claimCoupon'), topup: say(c, 'claimTopup'),
+        cash: say(c, 'claimCash', { hours: c.cashConfirmHours }), physical: say(c, 'claimPhysical'),
+      };
+      lines.push(say(c, 'win', { prize: prize.name, howToClaim: how[prize.kind] ?? '' }).trimEnd());
+    } else {
+      lines.push(say(c, outcome === 'out_of_stock' ? 'outOfStock' : 'lose'));
+    }
+    if (points > 0) lines.push(say(c, 'pointsUpdate', { points, balance }));
+    return lines.join('\n');
+  }
+
+  async function drawView(openid: string, c: Campaign, row: MpRedemptionRow, fresh?: { points: number; balance: number | null }): Promise<MpDrawResult> {
+    const prize = row.outcome === 'won' ? c.prizes.find((p) => p.id === row.prize_id) : undefined;
+    const points = fresh ? fresh.points : await mpRepo.drawPoints(row.draw_id!);
+    const balance = fresh?.balance ?? (await repo.balance(openid));
+    const next: MpNextStep = prize && prize.kind !== 'thanks' ? NEXT_BY_KIND[prize.kind] : points > 0 ? 'points_credited' : 'none';
+    return {
+      drawId: row.draw_id!,
+      outcome: row.outcome!,
+      prize: prize ? { id: prize.id, name: prize.name, kind: prize.kind, value: prize.value } : null,
+      points,
+      balance,
+      next,
+      message: drawMessage(c, prize, row.outcome!, points, balance),
+      recommendation: row.outcome !== 'won' && c.recommendation ? { ...c.recommendation } : null,
+      drawnAt: iso(row.drawn_at!),
+    };
+  }
+
+  async function view(openid: string, row: MpRedemptionRow, fresh?: { points: number; balance: number | null }): Promise<MpRedemption> {
+    const c = (await campaigns()).byId.get(row.campaign_id) ?? (await campaigns(true)).byId.get(row.campaign_id);
+    const base = { id: row.id, campaign: { id: row.campaign_id, name: row.campaign_name }, status: row.status, redeemedAt: iso(row.redeemed_at) };
+    if (!c) {
+      return { ...base, questions: [], answeredCount: 0, unlockMin: 0, needed: 0, unlocked: false, draw: null, message: '该活动已结束，感谢您的关注！' };
+    }
+    if (row.status === 'drawn' && row.draw_id) {
+      const draw = await drawView(openid, c, row, fresh);
+      return { ...base, questions: [], answeredCount: 0, unlockMin: Math.min(c.unlockMin, c.questions.length), needed: 0, unlocked: true, draw, message: draw.message };
+    }
+    const p = await plan(openid, c, new Date(row.redeemed_at));
+    return {
+      ...base,
+      questions: p.unlocked ? [] : p.form,
+      answeredCount: p.counted,
+      unlockMin: p.min,
+      needed: p.needed,
+      unlocked: p.unlocked,
+      draw: null,
+      message: p.unlocked ? '答题完成，点击“立即抽奖”看看您的运气吧！' : say(c, 'redeemed', { unlock: p.min }),
+    };
+  }
+
+  async function own(openid: string, id: string): Promise<MpRedemptionRow> {
+    const row = /^\d{1,18}$/.test(id) ? await mpRepo.redemption(openid, id) : null;
+    if (!row) throw new AppError('NOT_FOUND', '没有找到这次兑奖记录。');
+    return row;
+  }
+
+  /* ---- refusals of a code, by the redemption statement's answer ---- */
+  async function refusal(row: RedeemRow, code: string, openid: string, keyHex: string, now: Date, day: string): Promise<MpRedemption> {
+    if (row.campaign_id === null || row.batch_status === 'loading') throw refuse('NOT_FOUND', 'unknown', render('unknown', undefined, { code }));
+    const c = (await campaigns()).byId.get(row.campaign_id) ?? (await campaigns(true)).byId.get(row.campaign_id);
+    if (row.batch_status === 'voided') throw refuse('CONFLICT', 'voided', say(c, 'voided', { code }));
+    if (row.redeemed_at) {
+      if (row.redeemed_by === openid) {
+        const mine = await mpRepo.redemptionOfCode(openid, keyHex);
+        if (mine) return view(openid, mine); // a double submit: the same redemption
+      }
+      throw refuse('CONFLICT', 'taken', say(c, 'redeemedByOther', { code }));
+    }
+    const name = c?.name ?? '';
+    const startsAt = new Date(row.starts_at!);
+    const endsAt = new Date(row.ends_at!);
+    if (row.campaign_status === 'ended' || now >= endsAt) throw refuse('CONFLICT', 'ended', say(c, 'ended', { campaign: name, end: formatTime(endsAt) }));
+    if (row.campaign_status === 'paused') throw refuse('CONFLICT', 'paused', say(c, 'paused', { campaign: name }));
+    if (row.campaign_status === 'draft' || now < startsAt) throw refuse('CONFLICT', 'not_started', say(c, 'notStarted', { campaign: name, start: formatTime(startsAt) }));
+    if (row.candidate && !row.counted) {
+      if (row.per_campaign !== null && (row.total ?? 0) >= row.per_campaign) throw refuse('CONFLICT', 'campaign_limit', say(c, 'drawLimit', { campaign: name, limit: row.per_campaign }));
+      throw refuse('CONFLICT', 'daily_limit', say(c, 'dailyLimit', { limit: row.per_day ?? 0 }));
+    }
+    if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
+    throw refuse('CONFLICT', 'taken', say(c, 'redeemedByOther', { code }));
+  }
+
+  /* ---- the draw (the chat's rules: service.ts draw()) ---- */
+  function fulfilmentOf(p: Prize | undefined): Pick<DrawInput, 'fulfilKind' | 'fulfilAmount' | 'points'> {
+    if (!p || p.kind === 'thanks') return { fulfilKind: null, fulfilAmount: 0, points: 0 };
+    if (p.kind === 'points') return { fulfilKind: 'points', fulfilAmount: p.value, points: p.value };
+    return { fulfilKind: p.kind, fulfilAmount: p.value, points: 0 };
+  }
+
+  async function drawNow(c: Campaign, row: MpRedemptionRow, now: Date): Promise<{ drawn: boolean; points: number; balance: number | null }> {
+    let prize: Prize | undefined;
+    let input: DrawInput;
+    if (c.prizeMode === 'deck') {
+      prize = c.prizes.find((p) => p.id === row.deck_prize_id);
+      const won = !!prize && prize.kind !== 'thanks';
+      input = { redemptionId: row.id, mode: 'deck', eligible: [], roll: null, drawnPrizeId: row.deck_prize_id, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
+    } else {
+      const pick = weightedPick(c.prizes, deps.random);
+      prize = c.prizes.find((p) => p.id === pick.prizeId);
+      const won = !!prize && prize.kind !== 'thanks';
+      input = { redemptionId: row.id, mode: 'dynamic', eligible: pick.eligible, roll: pick.roll, drawnPrizeId: pick.prizeId, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
+    }
+    if (input.outcome !== 'won') input.points = c.lossPoints;
+
+    if (input.outcome === 'won' && prize?.limited && c.prizeMode === 'dynamic') {
+      const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize.shards, 1));
+      const r = await repo.drawWithStock(input, { shard, day: localDay(now), lossPoints: c.lossPoints });
+      if (!r || !r.row.draw_id) return { drawn: false, points: 0, balance: null };
+      if (r.issued) deps.onFulfilmentQueued?.();
+      return { drawn: true, points: r.issued ? input.points : c.lossPoints, balance: r.row.balance != null ? Number(r.row.balance) : null };
+    }
+    const [d] = await repo.drawMany([input]);
+    if (!d?.draw_id) return { drawn: false, points: 0, balance: null };
+    if (input.outcome === 'won' && input.fulfilKind && input.fulfilKind !== 'points') deps.onFulfilmentQueued?.();
+    return { drawn: true, points: input.points, balance: d.balance != null ? Number(d.balance) : null };
+  }
+
+  return {
+    /** POST /redemptions: take a code (typed or scanned) for this member. */
+    async redeem(openid: string, input: string): Promise<MpRedemption> {
+      const now = clock.now();
+      const { lengths } = await campaigns();
+      const raw = codeFromScan(input.trim());
+      let code: string | undefined;
+      let typo: string | undefined;
+      for (const length of lengths) {
+        const r = classifyCode(raw, { length });
+        if (r.kind === 'code') code = r.code;
+        else if (r.kind === 'typo') typo = r.code;
+        if (code) break;
+      }
+      if (!code) {
+        if (typo) throw refuse('VALIDATION', 'typo', render('typo', undefined, { code: typo }));
+        throw refuse('VALIDATION', 'not_code', render('notCode', undefined, { length: lengths[0]! + 1 }).replace(/；?发送“取消”退出兑奖。?/, '。'));
+      }
+      const key = keyer.key(code).toString('hex');
+      const day = localDay(now);
+      const [row] = await repo.redeemMany([{ key, openid, at: now, day, fuse: null }]);
+      if (!row!.redemption_id) return refusal(row!, code, openid, key, now, day);
+      return view(openid, await own(openid, row!.redemption_id));
+    },
+
+    /** GET /redemptions/:id */
+    async get(openid: string, id: string): Promise<MpRedemption> {
+      return view(openid, await own(openid, id));
+    },
+
+    /** POST /redemptions/:id/answers: the form. All answers are checked first; one wrong answer saves nothing. */
+    async answer(openid: string, id: string, answers: Record<string, MpAnswerValue>): Promise<MpRedemption> {
+      const now = clock.now();
+      const row = await own(openid, id);
+      if (row.status === 'drawn') throw refuse('CONFLICT', 'already_drawn', '这次兑奖已经抽过奖了。');
+      const c = await campaign(row.campaign_id);
+      const fields: Record<string, string> = {};
+      const save: NewAnswer[] = [];
+      for (const [key, value] of Object.entries(answers)) {
+        const q = c.questions.find((x) => x.key === key);
+        if (!q) {
+          fields[key] = '本次活动没有这道题。';
+          continue;
+        }
+        const r = readValue(q, value);
+        if (r === 'skip') continue;
+        if ('error' in r) fields[key] = r.error;
+        else save.push(r);
+      }
+      if (Object.keys(fields).length > 0) throw refuse('VALIDATION', 'invalid_answers', '有的回答需要修改，请检查后再提交。', { fields });
+      await mpRepo.saveAnswers(openid, c.id, save, now);
+      return view(openid, row);
+    },
+
+    /** POST /redemptions/:id/draw: once unlocked; a second call returns the first draw's result. */
+    async draw(openid: string, id: string): Promise<MpRedemption> {
+      const now = clock.now();
+      const row = await own(openid, id);
+      if (row.status === 'drawn') return view(openid, row);
+      const c = await campaign(row.campaign_id);
+      const p = await plan(openid, c, new Date(row.redeemed_at));
+      if (!p.unlocked) throw refuse('CONFLICT', 'locked', `还需要再回答 ${p.needed} 题才能抽奖。`, { needed: p.needed });
+      const r = await drawNow(c, row, now);
+      // Not drawn here: a concurrent call drew first — its result is the result.
+      return view(openid, (await mpRepo.redemption(openid, id))!, r.drawn ? { points: r.points, balance: r.balance } : undefined);
+    },
+
+    /** GET /redemptions: my redemptions, newest first. */
+    async list(openid: string, limit = 50): Promise<MpRedemptionList> {
+      return (await mpRepo.list(openid, limit)).map((r) => ({
+        id: r.id, campaign: { id: r.campaign_id, name: r.campaign_name }, status: r.status, redeemedAt: iso(r.redeemed_at),
+        outcome: r.outcome, prizeName: r.prize_name,
+      }));
+    },
+
+    invalidate() {
+      cache = undefined;
+    },
+  };
+}
+export type MpRedeemService = ReturnType<typeof createMpRedeemService>;

@@ -10,6 +10,7 @@
  *                           [--db-pool-size 16] [--pg-admin-url postgres://postgres@127.0.0.1:5432/test]
  *                           [--rate-guess 5000] [--raw-rate-guess 10000] [--max-codes 1000000]
  *                           [--wait-quiet 0]   (seconds to wait, before each run, for other processes to go quiet)
+ *                           [--cpu-prof]       (the server under the V8 CPU profiler)
  *                           [--json docs/bench/redeem-latest.json]
  *
  * Targets: ≥ 2,000 redemptions/s, p99 < 50 ms, and the webhook's rate ≥ 30 % of the raw loop's.
@@ -42,6 +43,8 @@
  */
 import pg from 'pg';
 import { randomInt } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -95,6 +98,8 @@ interface Options {
   maxCodes: number;
   waitQuietS: number;
   resultsFile: string;
+  /** Run the server under the V8 CPU profiler; the profiles land here once it exits. */
+  cpuProfDir: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -112,6 +117,7 @@ function parseOptions(argv: string[]): Options {
       'raw-rate-guess': { type: 'string', default: '10000' },
       'max-codes': { type: 'string', default: '1000000' },
       'wait-quiet': { type: 'string', default: '0' },
+      'cpu-prof': { type: 'boolean', default: false },
       json: { type: 'string', default: DEFAULT_RESULTS_FILE },
       help: { type: 'boolean', default: false },
     },
@@ -132,6 +138,7 @@ function parseOptions(argv: string[]): Options {
     maxCodes: positiveInt('max-codes', values['max-codes']),
     waitQuietS: Number(values['wait-quiet']) >= 0 ? Number(values['wait-quiet']) : 0,
     resultsFile: path.resolve(values.json),
+    cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'redeem-bench-cpuprof-')) : undefined,
   };
 }
 
@@ -151,7 +158,8 @@ interface Server extends ServerProcess {
 
 async function startBenchServer(opts: Options, cleanup: Cleanup): Promise<Server> {
   const created = await createBenchDatabase(opts.pgAdminUrl, cleanup);
-  const server = await startServer({ label: 'server', env: { DATABASE_URL: created.url }, dbPoolSize: opts.dbPoolSize, cleanup, alsoDropEnv: ALSO_DROP_ENV });
+  const server = await startServer({ label: 'server', env: { DATABASE_URL: created.url }, dbPoolSize: opts.dbPoolSize, cleanup, alsoDropEnv: ALSO_DROP_ENV, cpuProfDir: opts.cpuProfDir });
+  if (opts.cpuProfDir) log(`CPU profile of the server will be in ${opts.cpuProfDir} once it has exited`);
   return { ...server, database: created.name, databaseUrl: created.url };
 }
 

@@ -41,6 +41,13 @@ import { fulfilmentMpRoutes, fulfilmentOpsRoutes, payNotifyRoutes } from './fulf
 import { createPayFromConfig, createPaySandboxState, createTopupFromConfig, createTopupSandboxState, fulfilmentConfigFrom } from './fulfilment/wiring.ts';
 import { paySandboxPlugin } from './wechat/sandbox/pay.ts';
 import { topupSandboxPlugin } from './wechat/sandbox/topup.ts';
+// members core
+import { mpAuthPlugin } from './members/auth.ts';
+import { createSessionService } from './members/sessions.ts';
+import { createMemberHooks, createMembersService } from './members/service.ts';
+import { memberMpRoutes } from './members/routes.ts';
+import { createMinaClient, type MinaClient } from './wechat/mina-client.ts';
+import { AppError } from './platform/errors.ts';
 
 export interface BuildOptions {
   /** An open database (tests share one per file); otherwise opened from config and closed with the app. */
@@ -71,7 +78,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const metrics: Metrics = createMetrics();
 
   // ---- The WeChat boundary ----
-  const sandbox = opts.mountSandbox ? new SandboxState({ appId: config.wechat.appId, appSecret: config.wechat.appSecret }) : undefined;
+  const sandbox = opts.mountSandbox
+    ? new SandboxState({
+      appId: config.wechat.appId, appSecret: config.wechat.appSecret,
+      miniProgram: config.miniprogram.appId && config.miniprogram.appSecret ? { appId: config.miniprogram.appId, appSecret: config.miniprogram.appSecret } : undefined,
+    })
+    : undefined;
   // WeChat Pay and top-up sandboxes beside it (only with sandbox WeChat Pay keys: never next to live credentials).
   const paySandbox = opts.mountSandbox && config.wechatPay.mode === 'sandbox' ? createPaySandboxState(config) : undefined;
   const topupSandbox = opts.mountSandbox ? createTopupSandboxState(config) : undefined;
@@ -101,6 +113,23 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     pay: createPayFromConfig(config), topup: createTopupFromConfig(config), config: fulfilmentConfigFrom(config),
   });
   kickFulfilment = () => fulfilment.kick();
+
+  // ---- members core: mini-program login, sessions, phone, membership ----
+  const miniAppId = config.miniprogram.appId;
+  const miniSecret = config.miniprogram.appSecret;
+  const mina: MinaClient | undefined = miniAppId && miniSecret
+    ? createMinaClient({
+      appId: miniAppId, appSecret: miniSecret, baseUrl: apiBase, onApiError,
+      tokens: createTokenManager({ db, appId: miniAppId, clock, fetchToken: stableTokenFetcher(apiBase, miniAppId, miniSecret, { onApiError }) }),
+    })
+    : undefined;
+  const minaOrFail = () => {
+    if (!mina) throw new AppError('INTERNAL', 'Mini program is not configured (WECHAT_MINIPROGRAM_APPID / WECHAT_MINIPROGRAM_APPSECRET)');
+    return mina;
+  };
+  const sessions = createSessionService({ db, clock, ttlS: config.miniprogram.sessionTtlS, refreshTtlS: config.miniprogram.refreshTtlS });
+  const memberHooks = createMemberHooks();
+  const members = createMembersService({ db, clock, piiKey: config.piiKey, sessions, ledger, mina: minaOrFail, hooks: memberHooks });
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);
   const bot = createBotService({ database, clock, log: app.log, router: createRouter({ replies, followers, ext }), messaging, replyBudgetMs: config.webhook.replyBudgetMs });
@@ -126,7 +155,12 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(campaignRoutes, { campaignAdmin });
     await api.register(fulfilmentOpsRoutes, { fulfilment });
   }, { prefix: '/api/ops' });
-  await app.register(fulfilmentMpRoutes, { prefix: '/api/mp', fulfilment });
+  await app.register(async (mp) => {
+    await mp.register(mpAuthPlugin, { sessions });
+    await mp.register(fulfilmentMpRoutes, { fulfilment });
+    // members core
+    await mp.register(memberMpRoutes, { members });
+  }, { prefix: '/api/mp' });
   await app.register(payNotifyRoutes, { prefix: '/pay/notify', fulfilment });
   await app.register(campaignPublicRoutes, { prefix: '/api/public', campaignAdmin });
   if (sandbox) await app.register(sandboxPlugin(sandbox), { prefix: '/sandbox' });
@@ -150,7 +184,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, sessions, members, mina }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SANDBOX_PAY, sandboxApiV3Key } from './wechat/sandbox/pay-keys.ts';
+import { SANDBOX_MINIPROGRAM } from './wechat/sandbox/mina.ts';
 
 const SANDBOX_DEFAULTS = {
   WECHAT_APPID: 'wx0sandbox0000001',
@@ -59,6 +60,10 @@ const schema = {
     TRANSFER_REWARD_DESC: { type: 'string', minLength: 1, maxLength: 64 },
     TRANSFER_REMARK: { type: 'string', minLength: 1, maxLength: 32, default: '扫码抽奖现金奖励' },
     WECHAT_MINIPROGRAM_APPID: { type: 'string', pattern: '^wx[0-9a-zA-Z]{8,30}$' },
+    // members: mini-program login (code2Session needs the mini program's own secret) and its session lifetimes.
+    WECHAT_MINIPROGRAM_APPSECRET: { type: 'string', minLength: 16 },
+    MP_SESSION_TTL_S: { type: 'integer', minimum: 60, maximum: 604800, default: 7200 },
+    MP_REFRESH_TTL_S: { type: 'integer', minimum: 3600, maximum: 31536000, default: 2592000 },
     TOPUP_API_BASE: { type: 'string', pattern: '^https?://[^?#]+$' },
     TOPUP_API_KEY: { type: 'string', minLength: 8 },
     TOPUP_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
@@ -126,7 +131,14 @@ export interface Config {
     };
   };
   /** The mini program winners confirm cash transfers in (linked from customer-service messages). */
-  readonly miniprogram: { readonly appId: string | undefined };
+  readonly miniprogram: {
+    readonly appId: string | undefined;
+    /** members: code2Session and the mini program's access_token; undefined outside the sandbox until configured. */
+    readonly appSecret: string | undefined;
+    /** members: lifetime of a session (access) token and of its refresh token. */
+    readonly sessionTtlS: number;
+    readonly refreshTtlS: number;
+  };
   /** Phone top-up provider; apiBase undefined in sandbox mode until the server knows its address (`<self>/sandbox/topup`). */
   readonly topup: { readonly apiBase: string | undefined; readonly apiKey: string | undefined; readonly timeoutMs: number };
 }
@@ -213,7 +225,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     codeKey,
     jobsEnabled: v.JOBS_ENABLED,
     wechatPay,
-    miniprogram: Object.freeze({ appId: v.WECHAT_MINIPROGRAM_APPID ?? (sandbox ? 'wx0sandboxmini0001' : undefined) }),
+    miniprogram: Object.freeze({
+      appId: v.WECHAT_MINIPROGRAM_APPID ?? (sandbox ? SANDBOX_MINIPROGRAM.appId : undefined),
+      appSecret: v.WECHAT_MINIPROGRAM_APPSECRET ?? (sandbox ? SANDBOX_MINIPROGRAM.appSecret : undefined),
+      sessionTtlS: v.MP_SESSION_TTL_S,
+      refreshTtlS: v.MP_REFRESH_TTL_S,
+    }),
     topup: Object.freeze({ apiBase: v.TOPUP_API_BASE, apiKey: v.TOPUP_API_KEY, timeoutMs: v.TOPUP_TIMEOUT_MS }),
   });
 }

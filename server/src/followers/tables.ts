@@ -32,7 +32,8 @@ export const interactions = pgTable('interactions', {
   payload: jsonb('payload').notNull(),
 }, (t) => [
   index('interactions_openid_idx').on(t.openid, t.receivedAt),
-  index('interactions_kind_idx').on(t.msgType, t.event, t.receivedAt),
+  // Time-window scans (dashboards by kind and day); BRIN costs next to nothing per appended row (migration 0004).
+  index('interactions_received_brin').using('brin', t.receivedAt),
 ]);
 
 export type Follower = typeof followers.$inferSelect;

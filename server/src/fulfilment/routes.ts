@@ -140,10 +140,12 @@ const TokenQuery = Type.Object({ t: Type.String({ minLength: 1, maxLength: 128 }
 /** /api/mp/transfers — register with prefix '/api/mp'. */
 export const fulfilmentMpRoutes: FastifyPluginAsyncTypebox<{ fulfilment: FulfilmentService }> = async (app, { fulfilment }) => {
   app.get('/transfers/:id', {
+    config: { mpPublic: true }, // the chat link's HMAC token is the credential, not a mini-program session
     schema: { tags: ['mini program'], summary: 'Parameters for wx.requestMerchantTransfer (while the transfer waits for the user)', params: IdParams, querystring: TokenQuery, response: { 200: MpTransferSchema, 403: ErrorResponseSchema } },
   }, async (req): Promise<MpTransferView> => fulfilment.mpTransfer(req.params.id, req.query.t));
 
   app.post('/transfers/:id/confirmed', {
+    config: { mpPublic: true },
     schema: { tags: ['mini program'], summary: 'The user confirmed in WeChat: query the transfer now', params: IdParams, querystring: TokenQuery, response: { 200: MpTransferSchema, 403: ErrorResponseSchema } },
   }, async (req): Promise<MpTransferView> => fulfilment.mpConfirmed(req.params.id, req.query.t));
 };

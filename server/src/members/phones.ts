@@ -83,7 +83,8 @@ export function createPhones(deps: { db: Db; piiKey: Buffer; clock?: Clock }) {
       const [current] = await db.select({ phoneHash: members.phoneHash }).from(members).where(eq(members.openid, openid));
       if (current?.phoneHash === hash) return { phone, masked: maskPhone(phone), changed: false };
       const now = clock.now();
-      const values = { phoneSealed: sealPii(phone, piiKey), phoneHash: hash, phoneBoundAt: now };
+      // A typed number is unverified: only WeChat's phone component verifies (members/service.ts).
+      const values = { phoneSealed: sealPii(phone, piiKey), phoneHash: hash, phoneBoundAt: now, phoneVerified: false };
       await db.insert(members).values({ openid, ...values, createdAt: now }).onConflictDoUpdate({ target: members.openid, set: values });
       return { phone, masked: maskPhone(phone), changed: true };
     },

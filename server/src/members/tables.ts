@@ -1,16 +1,41 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, check, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
-/** A member (consumer) keyed by openid; the members issue adds login, tiers and more. */
+/**
+ * A person (one person, one member). `openid` is the key of their points ledger, coupons and chat redemptions: the
+ * official-account openid when the mini-program login was linked to a follower by unionid, otherwise the
+ * mini-program openid. `id` is the stable member id the mini program sees.
+ */
 export const members = pgTable('members', {
   openid: text('openid').primaryKey(),
+  id: bigserial('id', { mode: 'number' }).notNull().unique('members_id_unique'),
+  /** The mini-program openid, once this person logged in to the mini program. */
+  mpOpenid: text('mp_openid').unique('members_mp_openid_unique'),
+  unionid: text('unionid').unique('members_unionid_unique'),
+  /** Became a member: followed the official account and bound a phone ("broad membership"). */
+  isMember: boolean('is_member').notNull().default(false),
+  memberSince: timestamp('member_since', { withTimezone: true }),
+  consentVersion: text('consent_version'),
+  consentAt: timestamp('consent_at', { withTimezone: true }),
+  inviteCode: text('invite_code').unique('members_invite_code_unique'),
+  invitedBy: bigint('invited_by', { mode: 'number' }),
+  tier: text('tier').notNull().default('normal'),
+  tierUpdatedAt: timestamp('tier_updated_at', { withTimezone: true }),
+  /** Account deleted (PIPL): personal data erased, the row and its ledger kept anonymised. */
+  deletedAt: timestamp('deleted_at', { withTimezone: true }),
   /** Mobile number (mainland, 11 digits), AES-256-GCM sealed with PII_KEY: base64(iv | tag | ciphertext). */
   phoneSealed: text('phone_sealed'),
   /** HMAC-SHA256(PII_KEY, phone), hex: finds shared phones without decrypting. */
   phoneHash: text('phone_hash'),
   phoneBoundAt: timestamp('phone_bound_at', { withTimezone: true }),
+  /** The number came from WeChat (getuserphonenumber), not typed in chat: such a number belongs to one member only. */
+  phoneVerified: boolean('phone_verified').notNull().default(false),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-}, (t) => [index('members_phone_hash_idx').on(t.phoneHash)]);
+}, (t) => [
+  index('members_phone_hash_idx').on(t.phoneHash),
+  // One verified phone, one member (the hash is erased on deletion, freeing the number).
+  uniqueIndex('members_phone_verified_unique').on(t.phoneHash).where(sql`${t.phoneVerified}`),
+]);
 
 /** Points balance; changed only together with a ledger row, never below zero. */
 export const pointsAccounts = pgTable('points_accounts', {
@@ -49,6 +74,32 @@ export const userCoupons = pgTable('user_coupons', {
   usedAt: timestamp('used_at', { withTimezone: true }),
 }, (t) => [index('user_coupons_openid_idx').on(t.openid, t.status)]);
 
+/**
+ * Mini-program sessions: random opaque tokens, stored only as SHA-256 hashes. A short-lived access token and a
+ * longer-lived refresh token (rotated on every refresh).
+ */
+export const mpSessions = pgTable('mp_sessions', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  memberId: bigint('member_id', { mode: 'number' }).notNull(),
+  mpOpenid: text('mp_openid').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  refreshHash: text('refresh_hash').notNull().unique(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  refreshExpiresAt: timestamp('refresh_expires_at', { withTimezone: true }).notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+}, (t) => [index('mp_sessions_member_idx').on(t.memberId)]);
+
+/** What happened to a member (became member, phone bound, tier changed, consent, deleted …). */
+export const memberEvents = pgTable('member_events', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  memberId: bigint('member_id', { mode: 'number' }).notNull(),
+  kind: text('kind').notNull(),
+  detail: jsonb('detail'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+}, (t) => [index('member_events_member_idx').on(t.memberId, t.createdAt)]);
+
 export type Member = typeof members.$inferSelect;
+export type MpSession = typeof mpSessions.$inferSelect;
 export type PointsLedgerEntry = typeof pointsLedger.$inferSelect;
 export type UserCoupon = typeof userCoupons.$inferSelect;

@@ -9,10 +9,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { MinaSandbox, SANDBOX_MINIPROGRAM } from './mina.ts';
 
 export interface SandboxOptions {
   appId: string;
   appSecret: string;
+  /** The mini program beside the official account (its own AppID, secret and access_token). */
+  miniProgram?: { appId: string; appSecret: string };
 }
 
 export interface RecordedCall {
@@ -83,6 +86,10 @@ const MSG = {
   65320: 'match rule contains privacy info, not supported',
   40037: 'invalid template_id',
   43004: 'require subscribe',
+  40029: 'invalid code',
+  41030: 'invalid page rid',
+  43101: 'user refuse to accept the msg',
+  47003: 'argument invalid!',
   [-1]: 'system error',
 } as Record<number, string>;
 
@@ -90,9 +97,12 @@ export class SandboxState {
   private offsetMs = 0;
   private seq = 0;
   private tokens = new Map<string, number>();
-  private stable: { token: string; expiresAt: number } | undefined;
-  private lastForce = 0;
-  private forceToday = 0;
+  /** token → the AppID it was issued to (an official-account token is no good for mini-program APIs). */
+  private tokenApp = new Map<string, string>();
+  private stables = new Map<string, { token: string; expiresAt: number }>();
+  private lastForce = new Map<string, number>();
+  private forceToday = new Map<string, number>();
+  readonly mina: MinaSandbox;
   readonly calls: RecordedCall[] = [];
   readonly counts = new Map<string, number>();
   readonly users = new Map<string, SandboxUser>();
@@ -103,7 +113,10 @@ export class SandboxState {
   private day = '';
   private daily = new Map<string, number>();
 
-  constructor(readonly opts: SandboxOptions) {}
+  constructor(readonly opts: SandboxOptions) {
+    const mp = opts.miniProgram ?? SANDBOX_MINIPROGRAM;
+    this.mina = new MinaSandbox(mp.appId, mp.appSecret, () => this.now());
+  }
 
   now(): number {
     return Date.now() + this.offsetMs;
@@ -112,43 +125,49 @@ export class SandboxState {
     this.offsetMs += ms;
   }
 
-  issueToken(ttlS = 7200): string {
+  issueToken(ttlS = 7200, appId = this.opts.appId): string {
     // Real tokens are 100+ characters; keep the shape.
     const token = `SBX_${randomBytes(48).toString('base64url')}`;
     this.tokens.set(token, this.now() + ttlS * 1000);
+    this.tokenApp.set(token, appId);
     return token;
   }
 
-  stableToken(force: boolean): { token: string; expiresIn: number } | { errcode: number } {
+  stableToken(force: boolean, appId = this.opts.appId): { token: string; expiresIn: number } | { errcode: number } {
     const now = this.now();
     if (force) {
       // 强制刷新模式每天限用 20 次且需间隔 30 秒
-      if (now - this.lastForce < 30_000) return { errcode: 45011 };
-      if (++this.forceToday > 20) return { errcode: 45009 };
-      this.lastForce = now;
-      if (this.stable) this.tokens.delete(this.stable.token);
-      this.stable = undefined;
+      if (now - (this.lastForce.get(appId) ?? 0) < 30_000) return { errcode: 45011 };
+      const n = (this.forceToday.get(appId) ?? 0) + 1;
+      this.forceToday.set(appId, n);
+      if (n > 20) return { errcode: 45009 };
+      this.lastForce.set(appId, now);
+      const old = this.stables.get(appId);
+      if (old) this.tokens.delete(old.token);
+      this.stables.delete(appId);
     }
     // Normal mode returns the current token; the platform renews it 5 minutes before expiry.
-    if (!this.stable || this.stable.expiresAt - now < 5 * 60_000) {
-      const token = this.issueToken();
-      this.stable = { token, expiresAt: this.tokens.get(token)! };
+    let stable = this.stables.get(appId);
+    if (!stable || stable.expiresAt - now < 5 * 60_000) {
+      const token = this.issueToken(7200, appId);
+      stable = { token, expiresAt: this.tokens.get(token)! };
+      this.stables.set(appId, stable);
     }
-    return { token: this.stable.token, expiresIn: Math.floor((this.stable.expiresAt - now) / 1000) };
+    return { token: stable.token, expiresIn: Math.floor((stable.expiresAt - now) / 1000) };
   }
 
-  checkToken(token: string | undefined): number {
+  checkToken(token: string | undefined, appId = this.opts.appId): number {
     if (!token) return 41001;
     const exp = this.tokens.get(token);
-    if (exp === undefined) return 40001;
+    if (exp === undefined || this.tokenApp.get(token) !== appId) return 40001;
     if (exp <= this.now()) return 42001;
     return 0;
   }
 
   expireAllTokens() {
     for (const k of this.tokens.keys()) this.tokens.set(k, this.now() - 1);
-    // The stable token expired too: normal mode hands out a new one on the next call.
-    if (this.stable) this.stable.expiresAt = this.now() - 1;
+    // The stable tokens expired too: normal mode hands out new ones on the next call.
+    for (const s of this.stables.values()) s.expiresAt = this.now() - 1;
   }
 
   user(openid: string): SandboxUser {
@@ -195,7 +214,7 @@ export class SandboxState {
     if (today !== this.day) {
       this.day = today;
       this.daily.clear();
-      this.forceToday = 0;
+      this.forceToday.clear();
     }
     const n = (this.daily.get(path) ?? 0) + 1;
     this.daily.set(path, n);
@@ -303,14 +322,14 @@ export function sandboxPlugin(state: SandboxState): FastifyPluginAsync {
     };
 
     /** Common checks for token-bearing APIs: quota, token, JSON body. */
-    const api = (method: 'GET' | 'POST', url: string, handler: (req: FastifyRequest, body: any) => Record<string, unknown>) => {
+    const api = (method: 'GET' | 'POST', url: string, handler: (req: FastifyRequest, body: any) => Record<string, unknown>, appId = state.opts.appId) => {
       app.route({
         method,
         url,
         handler: async (req, reply) => {
           const path = url;
           const q = req.query as Record<string, string | undefined>;
-          const tokenErr = state.checkToken(q.access_token);
+          const tokenErr = state.checkToken(q.access_token, appId);
           if (tokenErr) return answer(req, reply, err(tokenErr));
           const gate = state.gate(path);
           if (gate) return answer(req, reply, err(gate));
@@ -335,12 +354,13 @@ export function sandboxPlugin(state: SandboxState): FastifyPluginAsync {
       const b = req.body as any;
       if (!b || typeof b !== 'object' || b.__invalidJson) return answer(req, reply, err(47001));
       if (b.grant_type !== 'client_credential') return answer(req, reply, err(40002));
-      if (b.appid !== state.opts.appId) return answer(req, reply, err(40013));
-      if (b.secret !== state.opts.appSecret) return answer(req, reply, err(40125));
+      const secret = b.appid === state.opts.appId ? state.opts.appSecret : b.appid === state.mina.appId ? state.mina.appSecret : undefined;
+      if (secret === undefined) return answer(req, reply, err(40013));
+      if (b.secret !== secret) return answer(req, reply, err(40125));
       if (b.force_refresh !== undefined && typeof b.force_refresh !== 'boolean') return answer(req, reply, err(47001));
       const gate = state.gate('/cgi-bin/stable_token');
       if (gate) return answer(req, reply, err(gate));
-      const got = state.stableToken(b.force_refresh === true);
+      const got = state.stableToken(b.force_refresh === true, b.appid);
       if ('errcode' in got) return answer(req, reply, err(got.errcode));
       return answer(req, reply, { access_token: got.token, expires_in: got.expiresIn });
     });
@@ -396,7 +416,56 @@ export function sandboxPlugin(state: SandboxState): FastifyPluginAsync {
       return { errcode: 0, errmsg: 'ok' };
     });
 
+    // ---- Mini program (§5.9) ----
+    app.get('/sns/jscode2session', async (req, reply) => {
+      const gate = state.gate('/sns/jscode2session');
+      if (gate) return answer(req, reply, err(gate));
+      const got = state.mina.code2Session(req.query as Record<string, string | undefined>);
+      return answer(req, reply, typeof got === 'number' ? err(got) : got);
+    });
+    api('POST', '/wxa/business/getuserphonenumber', (_req, b) => {
+      const got = state.mina.phoneNumber(b);
+      return typeof got === 'number' ? err(got) : got;
+    }, state.mina.appId);
+    api('POST', '/cgi-bin/message/subscribe/send', (_req, b) => {
+      const got = state.mina.subscribeSend(b);
+      return typeof got === 'number' ? err(got) : got;
+    }, state.mina.appId);
+    app.post('/wxa/getwxacodeunlimit', async (req, reply) => {
+      const q = req.query as Record<string, string | undefined>;
+      const tokenErr = state.checkToken(q.access_token, state.mina.appId);
+      if (tokenErr) return answer(req, reply, err(tokenErr));
+      const gate = state.gate('/wxa/getwxacodeunlimit');
+      if (gate) return answer(req, reply, err(gate));
+      const b = req.body as any;
+      if (!b || typeof b !== 'object' || b.__invalidJson) return answer(req, reply, err(47001));
+      const got = state.mina.unlimitedCode(b);
+      if (typeof got === 'number') return answer(req, reply, err(got));
+      // Success is the image itself, not JSON: clients branch on Content-Type.
+      state.record(req, 0);
+      return reply.header('content-type', 'image/png').send(got);
+    });
+
     // ---- Sandbox-only endpoints: what the platform saw, and knobs for tests. ----
+    // What wx.login / the phone-number button / wx.requestSubscribeMessage give the mini program (as DevTools does).
+    app.post('/__sandbox/mina/login-code', async (req) => {
+      const b = (req.body ?? {}) as { openid?: unknown; unionid?: unknown };
+      if (b.openid !== undefined && (typeof b.openid !== 'string' || !/^[A-Za-z0-9_-]{6,64}$/.test(b.openid))) return { ok: false, error: 'openid must be 6–64 characters [A-Za-z0-9_-]' };
+      if (b.unionid !== undefined && b.unionid !== null && (typeof b.unionid !== 'string' || !/^[A-Za-z0-9_-]{6,64}$/.test(b.unionid))) return { ok: false, error: 'unionid must be 6–64 characters [A-Za-z0-9_-]' };
+      return { ok: true, ...state.mina.mintLoginCode(b.openid as string | undefined, (b.unionid as string | null | undefined) ?? null) };
+    });
+    app.post('/__sandbox/mina/phone-code', async (req) => {
+      const b = (req.body ?? {}) as { phoneNumber?: unknown; countryCode?: unknown; openid?: unknown };
+      if (typeof b.phoneNumber !== 'string' || !/^\d{5,15}$/.test(b.phoneNumber)) return { ok: false, error: 'phoneNumber (digits) is required' };
+      const cc = b.countryCode === undefined ? '86' : String(b.countryCode);
+      return { ok: true, ...state.mina.mintPhoneCode(b.phoneNumber, cc, typeof b.openid === 'string' ? b.openid : null) };
+    });
+    app.post('/__sandbox/mina/subscribe', async (req) => {
+      const b = (req.body ?? {}) as { openid?: unknown; templateId?: unknown };
+      if (typeof b.openid !== 'string' || typeof b.templateId !== 'string') return { ok: false, error: 'openid and templateId are required' };
+      state.mina.acceptSubscription(b.openid, b.templateId);
+      return { ok: true };
+    });
     app.post('/__sandbox/user-action', async (req) => {
       const b = req.body as { openid?: string; action?: string };
       const actions = ['message', 'menu', 'follow', 'scan', 'payment', 'unsubscribe'];

@@ -129,9 +129,15 @@ export function createMembersService(deps: {
           }
           if (target) {
             if (target.deletedAt) throw new AppError('UNAUTHENTICATED', '账号已注销', { reason: 'account_deleted' });
+            // A concurrent login of this same user committed between our reads: it is ours already.
+            if (target.mpOpenid === mpOpenid) return { member: target, created: false };
             const [u] = await tx.update(members).set({ mpOpenid, unionid: unionid ?? target.unionid })
               .where(and(eq(members.id, target.id), sql`${members.mpOpenid} IS NULL`)).returning();
-            if (!u) throw new AppError('CONFLICT', '该微信账号已关联其他小程序身份', { reason: 'identity_conflict' });
+            if (!u) {
+              const [mine] = await tx.select().from(members).where(eq(members.mpOpenid, mpOpenid));
+              if (mine) return { member: mine, created: false };
+              throw new AppError('CONFLICT', '该微信账号已关联其他小程序身份', { reason: 'identity_conflict' });
+            }
             await event(tx, u.id, 'linked', { via: 'unionid' });
             return { member: u, created: false };
           }

@@ -43,6 +43,12 @@ const schema = {
     PII_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
     CODE_KEY: { type: 'string', pattern: '^[A-Za-z0-9+/]{43}=$' },
     JOBS_ENABLED: { type: 'boolean', default: true },
+    // fraud: anti-fraud scoring (defaults of model version 1; ops edit later versions in the ops API)
+    FRAUD_ENABLED: { type: 'boolean', default: true },
+    FRAUD_CACHE_TTL_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 2000 },
+    FRAUD_HOLD_PERMILLE: { type: 'integer', minimum: 1, maximum: 1000, default: 500 },
+    FRAUD_BLOCK_PERMILLE: { type: 'integer', minimum: 1, maximum: 1000, default: 920 },
+    FRAUD_CASH_HOLD_PERMILLE: { type: 'integer', minimum: 1, maximum: 1000, default: 250 },
     // WeChat Pay (merchant transfer for cash prizes) and the phone top-up provider: see .env.example.
     WECHATPAY_MCHID: { type: 'string', pattern: '^[0-9]{6,20}$' },
     WECHATPAY_SERIAL: { type: 'string', pattern: '^[0-9A-Fa-f]{8,64}$' },
@@ -67,6 +73,10 @@ const schema = {
     TOPUP_API_BASE: { type: 'string', pattern: '^https?://[^?#]+$' },
     TOPUP_API_KEY: { type: 'string', minLength: 8 },
     TOPUP_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
+    // commerce (mall, orders, coupons, recommendations)
+    WECHATPAY_JSAPI_NOTIFY_URL: { type: 'string', pattern: '^https?://[^?#]+$' },
+    MALL_PAY_TTL_MIN: { type: 'integer', minimum: 5, maximum: 1440, default: 30 },
+    COUPON_QR_TTL_S: { type: 'integer', minimum: 30, maximum: 86400, default: 300 },
   },
 } as const;
 
@@ -141,6 +151,10 @@ export interface Config {
   };
   /** Phone top-up provider; apiBase undefined in sandbox mode until the server knows its address (`<self>/sandbox/topup`). */
   readonly topup: { readonly apiBase: string | undefined; readonly apiKey: string | undefined; readonly timeoutMs: number };
+  /** commerce: points + cash payments (JSAPI notify URL; undefined in sandbox mode → `<self>/pay/notify/jsapi`), coupon QR lifetime. */
+  readonly commerce: { readonly jsapiNotifyUrl: string | undefined; readonly payTtlMinutes: number; readonly couponQrTtlS: number };
+  /** fraud: scoring on/off, cache TTL of model/blacklist/flagged users, and version 1's thresholds (0–1). */
+  readonly fraud: { readonly enabled: boolean; readonly cacheTtlMs: number; readonly hold: number; readonly block: number; readonly cashHold: number };
 }
 
 export class ConfigError extends Error {
@@ -232,6 +246,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       refreshTtlS: v.MP_REFRESH_TTL_S,
     }),
     topup: Object.freeze({ apiBase: v.TOPUP_API_BASE, apiKey: v.TOPUP_API_KEY, timeoutMs: v.TOPUP_TIMEOUT_MS }),
+    // commerce (mall, orders, coupons, recommendations)
+    commerce: Object.freeze({ jsapiNotifyUrl: v.WECHATPAY_JSAPI_NOTIFY_URL, payTtlMinutes: v.MALL_PAY_TTL_MIN, couponQrTtlS: v.COUPON_QR_TTL_S }),
+    // fraud
+    fraud: Object.freeze({
+      enabled: v.FRAUD_ENABLED, cacheTtlMs: v.FRAUD_CACHE_TTL_MS,
+      hold: v.FRAUD_HOLD_PERMILLE / 1000, block: Math.max(v.FRAUD_BLOCK_PERMILLE, v.FRAUD_HOLD_PERMILLE) / 1000, cashHold: v.FRAUD_CASH_HOLD_PERMILLE / 1000,
+    }),
   });
 }
 

@@ -8,3 +8,7 @@ export * from '../ops/tables.ts';
 export * from '../campaigns/tables.ts';
 export * from '../members/tables.ts';
 export * from '../fulfilment/tables.ts';
+// commerce (mall, orders, coupons, recommendations)
+export * from '../mall/tables.ts';
+export * from '../coupons/tables.ts';
+export * from '../audience/tables.ts';

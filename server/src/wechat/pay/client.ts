@@ -1,5 +1,6 @@
 /**
- * A small WeChat Pay API v3 client over fetch for merchant transfer (商家转账, shared/wechat-protocol.md §6.6):
+ * A small WeChat Pay API v3 client over fetch for JSAPI / mini-program payment (prepay, query, close, the
+ * wx.requestPayment paySign; §6.4) and merchant transfer (商家转账, shared/wechat-protocol.md §6.6):
  * create / query / cancel transfer bills, and MCHTRANSFER.BILL.FINISHED notifications. Requests are signed and
  * every answer's signature is verified (public-key or platform-certificate mode) with crypto.ts.
  *
@@ -8,6 +9,7 @@
  * or may not exist, so query it before any retry, and never retry with a new out_bill_no (§6.6, §6.9).
  */
 import {
+  buildRequestPaymentParams,
   createPayVerifier,
   decryptNotificationResource,
   PayDecryptError,
@@ -16,9 +18,48 @@ import {
   signRequest,
   type KeyInput,
   type PayVerifier,
+  type RequestPaymentParams,
 } from './crypto.ts';
 
 export const TRANSFER_BILLS_PATH = '/v3/fund-app/mch-transfer/transfer-bills';
+export const JSAPI_PREPAY_PATH = '/v3/pay/transactions/jsapi';
+export const TRANSACTIONS_OUT_TRADE_NO_PATH = '/v3/pay/transactions/out-trade-no';
+
+// ---- JSAPI / mini-program payment (§6.4) ----
+
+export type TradeState = 'SUCCESS' | 'REFUND' | 'NOTPAY' | 'CLOSED' | 'REVOKED' | 'USERPAYING' | 'PAYERROR';
+
+/** The body of POST /v3/pay/transactions/jsapi (minus mchid, added by the client). */
+export interface JsapiPrepayInput {
+  /** The AppID the payer's openid belongs to: the mini program's for wx.requestPayment. */
+  appid: string;
+  /** ≤ 127 characters, shown in the user's bill. */
+  description: string;
+  /** 6–32 of [A-Za-z0-9_-|*]; unique per merchant; the same number and body return the same prepay_id. */
+  out_trade_no: string;
+  /** RFC 3339, e.g. 2018-06-08T10:34:56+08:00. */
+  time_expire?: string;
+  attach?: string;
+  notify_url: string;
+  amount: { total: number; currency?: 'CNY' };
+  payer: { openid: string };
+}
+
+/** A transaction as query and the TRANSACTION.SUCCESS notification describe it. */
+export interface PayTransaction {
+  appid: string;
+  mchid: string;
+  out_trade_no: string;
+  transaction_id?: string;
+  trade_type?: string;
+  trade_state: TradeState;
+  trade_state_desc?: string;
+  bank_type?: string;
+  attach?: string;
+  success_time?: string;
+  payer?: { openid: string };
+  amount?: { total: number; payer_total?: number; currency?: string; payer_currency?: string };
+}
 
 export type TransferBillState = 'ACCEPTED' | 'PROCESSING' | 'WAIT_USER_CONFIRM' | 'TRANSFERING' | 'SUCCESS' | 'FAIL' | 'CANCELING' | 'CANCELLED';
 export const TERMINAL_BILL_STATES: ReadonlySet<TransferBillState> = new Set(['SUCCESS', 'FAIL', 'CANCELLED']);
@@ -211,6 +252,38 @@ export function createPayClient(opts: PayClientOptions) {
   return {
     mchid: opts.mchid,
     appId: opts.appId,
+
+    /**
+     * JSAPI prepay → prepay_id (valid 2 hours). Idempotent by out_trade_no with the same body; a PayUnknownError means
+     * the order may exist: query it (queryTransactionByOutTradeNo) before calling again, with the same out_trade_no.
+     */
+    async jsapiPrepay(input: JsapiPrepayInput): Promise<{ prepay_id: string }> {
+      const { data } = await call<{ prepay_id: string }>('POST', JSAPI_PREPAY_PATH, { ...input, mchid: opts.mchid, amount: { currency: 'CNY', ...input.amount } });
+      if (!data || typeof data.prepay_id !== 'string' || data.prepay_id === '') throw new PayUnknownError('bad_response', 'jsapi prepay answer without prepay_id');
+      return data;
+    },
+
+    /** The transaction, or null when WeChat Pay has no order with that out_trade_no (404 ORDER_NOT_EXIST). */
+    async queryTransactionByOutTradeNo(outTradeNo: string): Promise<PayTransaction | null> {
+      try {
+        const { data } = await call<PayTransaction>('GET', `${TRANSACTIONS_OUT_TRADE_NO_PATH}/${encodeURIComponent(outTradeNo)}?mchid=${encodeURIComponent(opts.mchid)}`);
+        if (!data || typeof data.trade_state !== 'string') throw new PayUnknownError('bad_response', 'transaction query answer without trade_state');
+        return data;
+      } catch (err) {
+        if (err instanceof PayApiError && err.status === 404) return null;
+        throw err;
+      }
+    },
+
+    /** Close an unpaid order (204). A paid order is refused (400 ORDERPAID): query, it is paid. */
+    async closeTransaction(outTradeNo: string): Promise<void> {
+      await call<undefined>('POST', `${TRANSACTIONS_OUT_TRADE_NO_PATH}/${encodeURIComponent(outTradeNo)}/close`, { mchid: opts.mchid });
+    },
+
+    /** The wx.requestPayment object for a prepay_id: paySign with the merchant key over the mini program's appId. */
+    requestPaymentParams(appId: string, prepayId: string): RequestPaymentParams {
+      return buildRequestPaymentParams(appId, prepayId, opts.privateKey, opts.now ? { timeStamp: String(Math.floor(opts.now() / 1000)) } : {});
+    },
 
     /** Create a bill (idempotent by out_bill_no: the same body returns the same bill, incl. package_info). */
     async createTransferBill(input: CreateTransferBillInput): Promise<TransferBillCreated> {

@@ -6,6 +6,10 @@
  *
  * The user's side (confirming in wx.requestMerchantTransfer, the bill failing or expiring unconfirmed) is driven
  * through POST /__sandbox/pay/bills/:outBillNo/{confirm,fail,expire}, as platform.ts's /__sandbox/* knobs.
+ *
+ * JSAPI payment (§6.4): prepay (idempotent by out_trade_no and body), query, close, and the user paying through
+ * POST /__sandbox/pay/request-payment (the wx.requestPayment object, paySign checked) or
+ * /__sandbox/pay/transactions/:outTradeNo/pay, which send a signed, encrypted TRANSACTION.SUCCESS notification.
  * Mount under a prefix: requests may be signed over the path with or without it (`/v3/…` as in production).
  */
 import { constants, randomBytes, randomUUID, verify } from 'node:crypto';
@@ -79,6 +83,26 @@ export interface InjectedFailure {
 
 const TERMINAL = new Set<BillState>(['SUCCESS', 'FAIL', 'CANCELLED']);
 
+export type TradeState = 'NOTPAY' | 'SUCCESS' | 'CLOSED' | 'REFUND';
+
+/** A JSAPI order (POST /v3/pay/transactions/jsapi). */
+export interface JsapiTransaction {
+  appid: string;
+  mchid: string;
+  out_trade_no: string;
+  description: string;
+  notify_url: string;
+  attach?: string;
+  time_expire?: string;
+  total: number;
+  payer_openid: string;
+  prepay_id: string;
+  trade_state: TradeState;
+  transaction_id?: string;
+  success_time?: string;
+  requestKey: string;
+}
+
 /** RFC 3339 in Beijing time, as WeChat Pay writes times: `2025-01-22T15:44:23+08:00`. */
 export function rfc3339(ms: number): string {
   return `${new Date(ms + 8 * 3_600_000).toISOString().slice(0, 19)}+08:00`;
@@ -97,6 +121,8 @@ const digits = (n: number) => Array.from(randomBytes(n), (b) => String(b % 10)).
 
 export class PaySandboxState {
   readonly bills = new Map<string, TransferBill>();
+  /** JSAPI orders by out_trade_no. */
+  readonly transactions = new Map<string, JsapiTransaction>();
   readonly notifications: SentNotification[] = [];
   /** Failures to answer the next /v3 calls with. */
   readonly failNext: InjectedFailure[] = [];
@@ -165,6 +191,28 @@ export class PaySandboxState {
     this.notifications.push(sent);
     await this.deliver(sent);
     return sent;
+  }
+
+  /** The user paid (wx.requestPayment succeeded): SUCCESS, then TRANSACTION.SUCCESS to its notify_url. */
+  payTransaction(t: JsapiTransaction): Promise<SentNotification> {
+    t.trade_state = 'SUCCESS';
+    t.transaction_id = `4200${digits(24)}`;
+    t.success_time = rfc3339(this.now());
+    const id = randomUUID();
+    const body = JSON.stringify({
+      id,
+      create_time: rfc3339(this.now()),
+      resource_type: 'encrypt-resource',
+      event_type: 'TRANSACTION.SUCCESS',
+      summary: '支付成功',
+      resource: { original_type: 'transaction', ...encryptNotificationResource(JSON.stringify(publicTransaction(t)), this.opts.apiV3Key, { associatedData: 'transaction' }) },
+    });
+    const sent: SentNotification = { seq: ++this.seq, id, at: rfc3339(this.now()), url: t.notify_url, out_bill_no: t.out_trade_no, state: 'SUCCESS', status: null, body };
+    this.notifications.push(sent);
+    const p = this.deliver(sent);
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+    return p;
   }
 
   /** POST (or re-POST, with fresh signature headers) a notification; records the receiver's status. */
@@ -250,6 +298,48 @@ function parseAuthorization(h: string | undefined): Record<'mchid' | 'nonce_str'
 }
 
 const BILL_PATH = '/v3/fund-app/mch-transfer/transfer-bills';
+const JSAPI_PATH = '/v3/pay/transactions/jsapi';
+const TRADE_PATH = '/v3/pay/transactions/out-trade-no';
+
+/** Request validation of the JSAPI prepay (§6.4); undefined when acceptable. */
+function validateJsapi(b: any, mchid: string, allowHttp: boolean): Problem | undefined {
+  if (!b || typeof b !== 'object' || Array.isArray(b)) return PARAM('请求体不是合法的JSON对象');
+  if (typeof b.appid !== 'string' || !/^wx[0-9A-Za-z]{8,30}$/.test(b.appid)) return PARAM('输入源“/body/appid”映射到字段“公众账号ID”必填性规则校验失败');
+  if (b.mchid !== mchid) return PARAM('商户号mchid与请求头中的不一致');
+  if (typeof b.description !== 'string' || b.description === '' || [...b.description].length > 127) return PARAM('description必填，且长度不超过127个字符');
+  if (typeof b.out_trade_no !== 'string' || !/^[A-Za-z0-9_\-|*]{6,32}$/.test(b.out_trade_no)) return PARAM('out_trade_no只能由数字、大小写字母_-|*组成，长度6-32');
+  if (b.time_expire !== undefined && (typeof b.time_expire !== 'string' || Number.isNaN(Date.parse(b.time_expire)))) return PARAM('time_expire格式错误');
+  let u: URL | undefined;
+  try {
+    u = new URL(String(b.notify_url));
+  } catch {
+    u = undefined;
+  }
+  if (typeof b.notify_url !== 'string' || !u || !(u.protocol === 'https:' || (allowHttp && u.protocol === 'http:')) || b.notify_url.includes('?')) {
+    return PARAM('notify_url必须为https地址，且不能携带参数');
+  }
+  if (!b.amount || !Number.isSafeInteger(b.amount.total) || b.amount.total < 1) return PARAM('amount.total必须为大于0的整数，单位为分');
+  if (b.amount.currency !== undefined && b.amount.currency !== 'CNY') return PARAM('currency只支持CNY');
+  if (!b.payer || typeof b.payer.openid !== 'string' || b.payer.openid === '') return PARAM('payer.openid必填');
+  return undefined;
+}
+
+/** A transaction as the query API and the notification resource describe it. */
+function publicTransaction(t: JsapiTransaction) {
+  return {
+    appid: t.appid,
+    mchid: t.mchid,
+    out_trade_no: t.out_trade_no,
+    ...(t.transaction_id ? { transaction_id: t.transaction_id } : {}),
+    trade_type: 'JSAPI',
+    trade_state: t.trade_state,
+    trade_state_desc: t.trade_state === 'SUCCESS' ? '支付成功' : t.trade_state === 'CLOSED' ? '订单已关闭' : '订单未支付',
+    ...(t.trade_state === 'SUCCESS' ? { bank_type: 'OTHERS', success_time: t.success_time } : {}),
+    ...(t.attach !== undefined ? { attach: t.attach } : {}),
+    payer: { openid: t.payer_openid },
+    amount: { total: t.total, ...(t.trade_state === 'SUCCESS' ? { payer_total: t.total } : {}), currency: 'CNY', payer_currency: 'CNY' },
+  };
+}
 
 export function paySandboxPlugin(state: PaySandboxState): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
@@ -343,6 +433,51 @@ export function paySandboxPlugin(state: PaySandboxState): FastifyPluginAsync {
         return publicBill(bill);
       });
 
+      // ---- JSAPI (§6.4) ----
+      v3.post(JSAPI_PATH, async (req, reply) => {
+        const parsed = parseJson(req.body);
+        if (!parsed.ok) return fail(reply, PARAM('请求体不是合法的JSON'));
+        const b = parsed.value;
+        const problem = validateJsapi(b, state.opts.mchid, state.opts.allowHttpNotifyUrl === true);
+        if (problem) return fail(reply, problem);
+        const requestKey = canonical(b);
+        const existing = state.transactions.get(b.out_trade_no);
+        if (existing) {
+          if (existing.trade_state === 'SUCCESS' || existing.trade_state === 'REFUND') return fail(reply, [400, 'ORDERPAID', '该订单已支付']);
+          if (existing.trade_state === 'CLOSED') return fail(reply, [400, 'ORDER_CLOSED', '订单已关闭']);
+          if (existing.requestKey !== requestKey) return fail(reply, [400, 'INVALID_REQUEST', '201 商户订单号重复']);
+          return { prepay_id: existing.prepay_id };
+        }
+        const t: JsapiTransaction = {
+          appid: b.appid, mchid: b.mchid, out_trade_no: b.out_trade_no, description: b.description, notify_url: b.notify_url,
+          ...(b.attach !== undefined ? { attach: b.attach as string } : {}),
+          ...(b.time_expire !== undefined ? { time_expire: b.time_expire as string } : {}),
+          total: b.amount.total, payer_openid: b.payer.openid,
+          prepay_id: `wx${rfc3339(state.now()).slice(0, 19).replace(/\D/g, '')}${randomBytes(9).toString('hex')}`,
+          trade_state: 'NOTPAY', requestKey,
+        };
+        state.transactions.set(t.out_trade_no, t);
+        return { prepay_id: t.prepay_id };
+      });
+
+      v3.get(`${TRADE_PATH}/:outTradeNo`, async (req, reply) => {
+        const q = req.query as { mchid?: string };
+        if (q.mchid !== state.opts.mchid) return fail(reply, PARAM('mchid与请求不一致'));
+        const t = state.transactions.get((req.params as { outTradeNo: string }).outTradeNo);
+        if (!t) return fail(reply, [404, 'ORDER_NOT_EXIST', '订单不存在']);
+        return publicTransaction(t);
+      });
+
+      v3.post(`${TRADE_PATH}/:outTradeNo/close`, async (req, reply) => {
+        const parsed = parseJson(req.body);
+        if (!parsed.ok || parsed.value?.mchid !== state.opts.mchid) return fail(reply, PARAM('mchid必填且与请求一致'));
+        const t = state.transactions.get((req.params as { outTradeNo: string }).outTradeNo);
+        if (!t) return fail(reply, [404, 'ORDER_NOT_EXIST', '订单不存在']);
+        if (t.trade_state === 'SUCCESS' || t.trade_state === 'REFUND') return fail(reply, [400, 'ORDERPAID', '该订单已支付']);
+        t.trade_state = 'CLOSED';
+        return reply.code(204).send();
+      });
+
       v3.post(`${BILL_PATH}/out-bill-no/:outBillNo/cancel`, async (req, reply) => {
         const bill = state.bills.get((req.params as { outBillNo: string }).outBillNo);
         if (!bill) return fail(reply, [404, 'RESOURCE_NOT_EXISTS', '记录不存在']);
@@ -369,6 +504,39 @@ export function paySandboxPlugin(state: PaySandboxState): FastifyPluginAsync {
     control('confirm', ['WAIT_USER_CONFIRM', 'TRANSFERING'], 'SUCCESS');
     control('fail', ['ACCEPTED', 'PROCESSING', 'WAIT_USER_CONFIRM', 'TRANSFERING'], 'FAIL', 'PAYEE_ACCOUNT_ABNORMAL');
     control('expire', ['ACCEPTED', 'WAIT_USER_CONFIRM'], 'CANCELLED');
+
+    // The user paying in WeChat: either check the wx.requestPayment object like the WeChat client would (paySign
+    // over the transaction's appid with the merchant key), or just pay an order by out_trade_no.
+    const pay = async (reply: FastifyReply, t: JsapiTransaction | undefined) => {
+      if (!t) return reply.code(404).send({ ok: false, error: 'no such transaction' });
+      if (t.trade_state !== 'NOTPAY') return reply.code(409).send({ ok: false, error: `transaction is ${t.trade_state}` });
+      if (t.time_expire && Date.parse(t.time_expire) <= state.now()) return reply.code(409).send({ ok: false, error: 'transaction expired' });
+      const notification = await state.payTransaction(t);
+      return { ok: true, transaction: publicTransaction(t), notification };
+    };
+    app.post('/__sandbox/pay/transactions/:outTradeNo/pay', async (req, reply) => pay(reply, state.transactions.get((req.params as { outTradeNo: string }).outTradeNo)));
+    app.post('/__sandbox/pay/request-payment', async (req, reply) => {
+      const parsed = parseJson(req.body);
+      const b = parsed.ok ? parsed.value : undefined;
+      if (!b || typeof b.package !== 'string' || !b.package.startsWith('prepay_id=') || typeof b.paySign !== 'string' || b.signType !== 'RSA'
+        || typeof b.timeStamp !== 'string' || typeof b.nonceStr !== 'string') {
+        return reply.code(400).send({ ok: false, errMsg: 'requestPayment:fail invalid params' });
+      }
+      const prepayId = b.package.slice('prepay_id='.length);
+      const t = [...state.transactions.values()].find((x) => x.prepay_id === prepayId);
+      if (!t) return reply.code(404).send({ ok: false, errMsg: 'requestPayment:fail prepay_id not found' });
+      if (typeof b.openid === 'string' && b.openid !== t.payer_openid) return reply.code(403).send({ ok: false, errMsg: 'requestPayment:fail payer is not the user' });
+      let signed = false;
+      try {
+        signed = verify('sha256', Buffer.from(`${t.appid}\n${b.timeStamp}\n${b.nonceStr}\n${b.package}\n`, 'utf8'),
+          { key: state.merchantKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from(b.paySign, 'base64'));
+      } catch {
+        signed = false;
+      }
+      if (!signed) return reply.code(400).send({ ok: false, errMsg: 'requestPayment:fail 支付验证签名失败' });
+      return pay(reply, t);
+    });
+    app.get('/__sandbox/pay/transactions', async () => [...state.transactions.values()].map(publicTransaction));
 
     app.get('/__sandbox/pay/bills', async () => [...state.bills.values()].map(publicBill));
     app.get('/__sandbox/pay/notifications', async () => state.notifications);

@@ -41,11 +41,21 @@ import { fulfilmentMpRoutes, fulfilmentOpsRoutes, payNotifyRoutes } from './fulf
 import { createPayFromConfig, createPaySandboxState, createTopupFromConfig, createTopupSandboxState, fulfilmentConfigFrom } from './fulfilment/wiring.ts';
 import { paySandboxPlugin } from './wechat/sandbox/pay.ts';
 import { topupSandboxPlugin } from './wechat/sandbox/topup.ts';
+// commerce (mall, orders, coupons, recommendations)
+import { createMallService } from './mall/service.ts';
+import { mallMpRoutes, mallOpsRoutes, mallPayNotifyRoutes } from './mall/routes.ts';
+import { createCouponService } from './coupons/service.ts';
+import { couponMpRoutes, couponOpsRoutes, storeStaffRoutes } from './coupons/routes.ts';
+import { createAudienceService } from './audience/service.ts';
+import { audienceMpRoutes, audienceOpsRoutes } from './audience/routes.ts';
 // members core
 import { mpAuthPlugin } from './members/auth.ts';
 import { createSessionService } from './members/sessions.ts';
 import { createMemberHooks, createMembersService } from './members/service.ts';
 import { memberMpRoutes } from './members/routes.ts';
+// mini-program redemption
+import { createMpRedeemService } from './campaigns/mp-redeem.ts';
+import { mpRedeemRoutes } from './campaigns/mp-routes.ts';
 import { createMinaClient, type MinaClient } from './wechat/mina-client.ts';
 import { AppError } from './platform/errors.ts';
 
@@ -130,9 +140,25 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const sessions = createSessionService({ db, clock, ttlS: config.miniprogram.sessionTtlS, refreshTtlS: config.miniprogram.refreshTtlS });
   const memberHooks = createMemberHooks();
   const members = createMembersService({ db, clock, piiKey: config.piiKey, sessions, ledger, mina: minaOrFail, hooks: memberHooks });
+  // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
+  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment() });
+
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);
   const bot = createBotService({ database, clock, log: app.log, router: createRouter({ replies, followers, ext }), messaging, replyBudgetMs: config.webhook.replyBudgetMs });
+
+  // ---- commerce: points mall (+ WeChat Pay JSAPI), store-bound coupons, recommendations ----
+  const mall = createMallService({
+    database, clock, ledger, pay: createPayFromConfig(config), log: app.log,
+    config: {
+      miniprogramAppId: config.miniprogram.appId,
+      notifyUrl: config.commerce.jsapiNotifyUrl ?? (config.wechatPay.mode === 'sandbox' ? `http://127.0.0.1:${config.port}/pay/notify/jsapi` : undefined),
+      payTtlMinutes: config.commerce.payTtlMinutes, piiKey: config.piiKey, tiers: ['normal', 'silver', 'gold', 'diamond'],
+    },
+  });
+  const coupons = createCouponService({ database, clock, piiKey: config.piiKey, qrTtlS: config.commerce.couponQrTtlS });
+  const audience = createAudienceService({ database, clock });
+  await audience.seedDefaults();
 
   await replies.seedDefaults(config.wechat.sandbox);
   await ops.ensureAdmin(config.ops.adminPassword);
@@ -154,14 +180,27 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(batchRoutes, { batches });
     await api.register(campaignRoutes, { campaignAdmin });
     await api.register(fulfilmentOpsRoutes, { fulfilment });
+    // commerce
+    await api.register(mallOpsRoutes, { mall });
+    await api.register(couponOpsRoutes, { coupons });
+    await api.register(audienceOpsRoutes, { audience });
   }, { prefix: '/api/ops' });
   await app.register(async (mp) => {
     await mp.register(mpAuthPlugin, { sessions });
     await mp.register(fulfilmentMpRoutes, { fulfilment });
     // members core
     await mp.register(memberMpRoutes, { members });
+    // commerce
+    await mp.register(mallMpRoutes, { mall });
+    await mp.register(couponMpRoutes, { coupons });
+    await mp.register(audienceMpRoutes, { audience });
+    // mini-program redemption
+    await mp.register(mpRedeemRoutes, { mpRedeem });
   }, { prefix: '/api/mp' });
   await app.register(payNotifyRoutes, { prefix: '/pay/notify', fulfilment });
+  // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
+  await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
+  await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
   await app.register(campaignPublicRoutes, { prefix: '/api/public', campaignAdmin });
   if (sandbox) await app.register(sandboxPlugin(sandbox), { prefix: '/sandbox' });
   if (paySandbox) await app.register(paySandboxPlugin(paySandbox), { prefix: '/sandbox/pay' });
@@ -174,6 +213,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'dedup-prune', schedule: '17 * * * *', run: () => bot.pruneDedup() },
         { name: 'fulfilment-due', schedule: '*/5 * * * * *', run: async () => void (await fulfilment.runDue()) },
         { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
+        // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
+        { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
       ], app.log)
     : undefined;
 
@@ -184,7 +225,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, sessions, members, mina }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, sessions, members, mina, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

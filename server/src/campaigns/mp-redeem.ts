@@ -184,7 +184,8 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       const ranges = q.ranges ?? [];
       const byLabel = ranges.find((r) => r.label === String(v));
       if (byLabel) return { key: q.key, value: { label: byLabel.label, min: byLabel.min ?? null, max: byLabel.max ?? null }, display: byLabel.label };
-      const n = typeof v === 'number' ? v : Number.NaN;
+      // An amount in 元 (the schema may hand a number over as a string).
+      const n = typeof v === 'number' ? v : /^\d+(\.\d+)?$/.test(v.trim()) ? Number(v.trim()) : Number.NaN;
       const r = Number.isFinite(n) ? ranges.find((x) => (x.min === undefined || n >= x.min) && (x.max === undefined || n < x.max)) : undefined;
       return r ? { key: q.key, value: { label: r.label, min: r.min ?? null, max: r.max ?? null, amount: n }, display: r.label } : { error: '请从选项中选择。' };
     }
@@ -280,6 +281,9 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       throw refuse('CONFLICT', 'daily_limit', say(c, 'dailyLimit', { limit: row.per_day ?? 0 }));
     }
     if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
+    // The race may have been against this member's own double submit.
+    const mine = await mpRepo.redemptionOfCode(openid, keyHex);
+    if (mine) return view(openid, mine);
     throw refuse('CONFLICT', 'taken', say(c, 'redeemedByOther', { code }));
   }
 

@@ -12,7 +12,7 @@ import { mintLoginCode, mpLogin, newMpOpenid } from './mp-helpers.ts';
 async function setup(t: Parameters<typeof buildTestApp>[0]) {
   const clock = manualClock(new Date());
   const h = await buildTestApp(t, { clock, env: { MP_SESSION_TTL_S: '3600', MP_REFRESH_TTL_S: '86400' } });
-  const me = (headers: Record<string, string>) => h.app.inject({ method: 'GET', url: '/api/mp/me', headers });
+  const me = (headers: Record<string, string | undefined>) => h.app.inject({ method: 'GET', url: '/api/mp/me', headers });
   return { ...h, clock, me };
 }
 

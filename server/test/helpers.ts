@@ -97,11 +97,14 @@ export async function startPaySandboxes(t: T, appId: string) {
   await server.register(async (r) => {
     r.removeContentTypeParser('application/json');
     r.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, String(body)));
-    r.post('/relay/pay/notify/transfer', async (req, reply) => {
+    // transfer (fulfilment) and jsapi (commerce: mall payments)
+    r.post('/relay/pay/notify/:kind', async (req, reply) => {
+      const kind = (req.params as { kind: string }).kind;
+      if (kind !== 'transfer' && kind !== 'jsapi') return reply.code(404).send({ code: 'FAIL', message: 'no such notify' });
       if (!relay.target) return reply.code(503).send({ code: 'FAIL', message: 'no app' });
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       for (const [k, v] of Object.entries(req.headers)) if (k.startsWith('wechatpay-') && typeof v === 'string') headers[k] = v;
-      const res = await relay.target.inject({ method: 'POST', url: '/pay/notify/transfer', headers, payload: req.body as string });
+      const res = await relay.target.inject({ method: 'POST', url: `/pay/notify/${kind}`, headers, payload: req.body as string });
       return reply.code(res.statusCode).type('application/json').send(res.body);
     });
   });
@@ -114,6 +117,7 @@ export async function startPaySandboxes(t: T, appId: string) {
     pay: { state: payState, url: `${url}/pay` },
     topup: { state: topupState, url: `${url}/topup` },
     notifyUrl: `${url}/relay/pay/notify/transfer`,
+    jsapiNotifyUrl: `${url}/relay/pay/notify/jsapi`,
     relay,
   };
 }
@@ -135,6 +139,7 @@ export async function buildTestApp(t: T, opts: TestAppOptions = {}) {
     WECHAT_API_BASE: sandbox.url,
     WECHATPAY_API_BASE: payboxes.pay.url,
     WECHATPAY_NOTIFY_URL: payboxes.notifyUrl,
+    WECHATPAY_JSAPI_NOTIFY_URL: payboxes.jsapiNotifyUrl,
     TOPUP_API_BASE: payboxes.topup.url,
     ...opts.env,
   });

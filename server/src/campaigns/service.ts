@@ -16,6 +16,7 @@ import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lotter
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
+import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
 export const FLOW_CODE = 'campaign.code';
 export const FLOW_QUESTION = 'campaign.question';
@@ -73,6 +74,8 @@ export interface RedemptionServiceDeps {
   /** The rules page users can read (link in replies); `{id}` is the campaign id. */
   rulesUrl?: string;
   random?: RandomInt;
+  /** Anti-fraud hooks (fraud/service.ts): gate before a code lookup, signals, hold before a prize is issued. */
+  fraud?: Pick<FraudService, 'beforeCode' | 'onTypo' | 'onWrongCode' | 'afterRedeem' | 'atDraw' | 'recordAllow' | 'heldDraw' | 'onAnswer'>;
 }
 
 export function createRedemptionService(deps: RedemptionServiceDeps) {
@@ -190,6 +193,22 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
 
     let drawId: string | null;
     let balance: number | null = null;
+    if (deps.fraud) {
+      // The prize is known here: a hold keeps it (stock taken) but its fulfilment and points wait for review.
+      const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now);
+      if (verdict.decision === 'block') return FRAUD_TEXTS.blocked;
+      if (verdict.decision === 'hold') {
+        const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize?.shards ?? 1, 1));
+        const held = await deps.fraud.heldDraw({
+          openid, campaignId: c.id, input, limited: input.outcome === 'won' && !!prize?.limited && c.prizeMode === 'dynamic', shard, day: localDay(now), lossPoints: c.lossPoints, verdict,
+        });
+        if (!held) return previousResult(openid, redemptionId, c);
+        if (held.outcome === 'won' && prize) return say(c, 'win', { prize: prize.name, howToClaim: FRAUD_TEXTS.held }).trimEnd();
+        const lost = resultText(c, undefined, held.outcome, 0, null);
+        return held.heldPoints > 0 ? `${lost}\n${FRAUD_TEXTS.heldPoints.replace('{points}', String(held.heldPoints))}` : lost;
+      }
+      await deps.fraud.recordAllow(openid, verdict, c.id, redemptionId, now);
+    }
     let outcome = input.outcome;
     if (input.outcome === 'won' && prize?.limited && c.prizeMode === 'dynamic') {
       const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize.shards, 1));
@@ -287,13 +306,23 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     const key = keyer.key(code).toString('hex');
     const day = localDay(now);
     const { fuse, picks } = predraw((await campaigns()).byId, code.length - 1, now);
-    const row = await redeemBatch({ key, openid, at: now, day, fuse });
-    if (!row.redemption_id) return failureReply(row, code, openid, now, day);
+    const row = await redeemBatch({ key, openid, at: now, day, fuse: gate?.noFuse ? null : fuse });
+    if (!row.redemption_id) {
+      const reply = await failureReply(row, code, openid, now, day);
+      // Unknown, voided or someone else's code: what guessing and bought-code lists produce.
+      const wrong = row.campaign_id === null || row.batch_status === 'loading' || row.batch_status === 'voided' || (!!row.redeemed_at && row.redeemed_by !== openid);
+      const notice = deps.fraud && wrong ? await deps.fraud.onWrongCode(openid, now) : undefined;
+      return notice && reply.type === 'text' ? text(`${reply.content}\n${notice}`) : reply;
+    }
+    // Refused (cool-down, block) before the lookup: a guessing script learns nothing about the code, which stays unused.
+    const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
+    if (gate?.refuse) return text(gate.refuse);
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
     if (row.draw_id) {
       // Drawn in the same statement.
       const pick = fuse![String(c.id)]!;
+    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now);
       if (dialogOpen) await dialogs.clear(openid);
       if (pick.f_kind && pick.f_kind !== 'points') deps.onFulfilmentQueued?.();
       const prize = c.prizes.find((p) => p.id === pick.prize_id);
@@ -311,7 +340,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       if (r.kind === 'code') return forUser(openid, () => redeemCode(openid, r.code, now, dialogOpen || inCodeDialog));
       if (r.kind === 'typo') typo = r.code;
     }
-    if (typo) return text(render('typo', undefined, { code: typo }));
+    if (typo) return text(deps.fraud?.onTypo(openid, now) ?? render('typo', undefined, { code: typo }));
     if (inCodeDialog) return text(render('notCode', undefined, { length: lengths[0]! + 1 }));
     return undefined;
   }
@@ -376,7 +405,11 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
           await dialogs.set(openid, FLOW_QUESTION, next, dialogExpiry(c, now), now);
           return text(r.prompt);
         }
-        if (r.kind === 'answer') await repo.saveAnswer(openid, q.key, r.value, r.display, c.id, now);
+        if (r.kind === 'answer') {
+          await repo.saveAnswer(openid, q.key, r.value, r.display, c.id, now);
+          // The question was asked when the dialog was last set (its expiry minus the idle time).
+          await deps.fraud?.onAnswer(openid, q.key, r.display, new Date(dialog.expiresAt.getTime() - c.dialogIdleMinutes * 60_000), now);
+        }
         const answered = new Set(await repo.answeredKeys(openid));
         const plan = questionPlan(c, answered);
         const next: QuestionState = { ...state, pos: state.pos + 1, step: {} };

@@ -12,3 +12,4 @@ export * from '../fulfilment/tables.ts';
 export * from '../mall/tables.ts';
 export * from '../coupons/tables.ts';
 export * from '../audience/tables.ts';
+export * from '../fraud/tables.ts'; // fraud

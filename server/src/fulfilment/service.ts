@@ -101,6 +101,8 @@ export interface FulfilmentDeps {
   dialogs?: DialogStore | undefined;
   config: FulfilmentConfig;
   faults?: FulfilmentFaults;
+  /** Anti-fraud: a phone shared by an account farm (or blacklisted) sends the waiting prizes to review instead. */
+  fraud?: { onPhoneBound(openid: string, phone: string, now: Date): Promise<boolean>; holdWaitingJobs(openid: string, now: Date): Promise<number> } | undefined;
 }
 
 export type { MpTransferView };
@@ -617,8 +619,16 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
 
   // ---- chat and mini program entry points ------------------------------------------------------------------------
 
+  /** Returns how many top-ups resumed; negative: that many went to fraud review instead. */
   async function phoneProvided(openid: string, phone?: string): Promise<number> {
-    if (phone !== undefined) await phones.bind(openid, phone);
+    if (phone !== undefined) {
+      const bound = await phones.bind(openid, phone);
+      if (deps.fraud && (await deps.fraud.onPhoneBound(openid, bound.phone, clock.now()))) {
+        const held = await deps.fraud.holdWaitingJobs(openid, clock.now());
+        if (dialogs) await dialogs.clear(openid, PHONE_DIALOG_FLOW).catch(() => undefined);
+        return held > 0 ? -held : 0;
+      }
+    }
     const resumed = await repo.resumeWaitingPhone(openid, clock.now());
     if (dialogs) await dialogs.clear(openid, PHONE_DIALOG_FLOW).catch(() => undefined);
     if (resumed.length > 0) kick();
@@ -677,7 +687,8 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
       const resumed = await phoneProvided(openid, phone);
       return {
         type: 'text',
-        content: resumed > 0 ? `已收到手机号 ${maskPhone(phone)}，话费正在充值中，到账后会通知您。` : `已保存手机号 ${maskPhone(phone)}。`,
+        content: resumed > 0 ? `已收到手机号 ${maskPhone(phone)}，话费正在充值中，到账后会通知您。`
+          : resumed < 0 ? `已收到手机号 ${maskPhone(phone)}。您的奖品正在审核中，审核通过后将自动发放，请耐心等待。` : `已保存手机号 ${maskPhone(phone)}。`,
       };
     },
 

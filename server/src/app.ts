@@ -48,13 +48,6 @@ import { createCouponService } from './coupons/service.ts';
 import { couponMpRoutes, couponOpsRoutes, storeStaffRoutes } from './coupons/routes.ts';
 import { createAudienceService } from './audience/service.ts';
 import { audienceMpRoutes, audienceOpsRoutes } from './audience/routes.ts';
-// commerce (mall, orders, coupons, recommendations)
-import { createMallService } from './mall/service.ts';
-import { mallMpRoutes, mallOpsRoutes, mallPayNotifyRoutes } from './mall/routes.ts';
-import { createCouponService } from './coupons/service.ts';
-import { couponMpRoutes, couponOpsRoutes, storeStaffRoutes } from './coupons/routes.ts';
-import { createAudienceService } from './audience/service.ts';
-import { audienceMpRoutes, audienceOpsRoutes } from './audience/routes.ts';
 // members core
 import { mpAuthPlugin } from './members/auth.ts';
 import { createSessionService } from './members/sessions.ts';
@@ -167,19 +160,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const audience = createAudienceService({ database, clock });
   await audience.seedDefaults();
 
-  // ---- commerce: points mall (+ WeChat Pay JSAPI), store-bound coupons, recommendations ----
-  const mall = createMallService({
-    database, clock, ledger, pay: createPayFromConfig(config), log: app.log,
-    config: {
-      miniprogramAppId: config.miniprogram.appId,
-      notifyUrl: config.commerce.jsapiNotifyUrl ?? (config.wechatPay.mode === 'sandbox' ? `http://127.0.0.1:${config.port}/pay/notify/jsapi` : undefined),
-      payTtlMinutes: config.commerce.payTtlMinutes, piiKey: config.piiKey, tiers: ['normal', 'silver', 'gold', 'diamond'],
-    },
-  });
-  const coupons = createCouponService({ database, clock, piiKey: config.piiKey, qrTtlS: config.commerce.couponQrTtlS });
-  const audience = createAudienceService({ database, clock });
-  await audience.seedDefaults();
-
   await replies.seedDefaults(config.wechat.sandbox);
   await ops.ensureAdmin(config.ops.adminPassword);
 
@@ -204,10 +184,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(mallOpsRoutes, { mall });
     await api.register(couponOpsRoutes, { coupons });
     await api.register(audienceOpsRoutes, { audience });
-    // commerce
-    await api.register(mallOpsRoutes, { mall });
-    await api.register(couponOpsRoutes, { coupons });
-    await api.register(audienceOpsRoutes, { audience });
   }, { prefix: '/api/ops' });
   await app.register(async (mp) => {
     await mp.register(mpAuthPlugin, { sessions });
@@ -218,17 +194,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await mp.register(mallMpRoutes, { mall });
     await mp.register(couponMpRoutes, { coupons });
     await mp.register(audienceMpRoutes, { audience });
-    // commerce
-    await mp.register(mallMpRoutes, { mall });
-    await mp.register(couponMpRoutes, { coupons });
-    await mp.register(audienceMpRoutes, { audience });
     // mini-program redemption
     await mp.register(mpRedeemRoutes, { mpRedeem });
   }, { prefix: '/api/mp' });
   await app.register(payNotifyRoutes, { prefix: '/pay/notify', fulfilment });
-  // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
-  await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
-  await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
   // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
   await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
   await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
@@ -246,8 +215,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
         // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
         { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
-        // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
-        { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
       ], app.log)
     : undefined;
 
@@ -258,7 +225,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, sessions, members, mina, mall, coupons, audience, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, sessions, members, mina, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

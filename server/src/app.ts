@@ -40,7 +40,18 @@ import { registerFulfilmentChat } from './fulfilment/chat.ts';
 import { fulfilmentMpRoutes, fulfilmentOpsRoutes, payNotifyRoutes } from './fulfilment/routes.ts';
 import { createPayFromConfig, createPaySandboxState, createTopupFromConfig, createTopupSandboxState, fulfilmentConfigFrom } from './fulfilment/wiring.ts';
 import { paySandboxPlugin } from './wechat/sandbox/pay.ts';
+// fraud
+import { createFraudService } from './fraud/service.ts';
+import { fraudRoutes } from './fraud/routes.ts';
+import { DEFAULT_MODEL } from './fraud/scoring.ts';
 import { topupSandboxPlugin } from './wechat/sandbox/topup.ts';
+// commerce (mall, orders, coupons, recommendations)
+import { createMallService } from './mall/service.ts';
+import { mallMpRoutes, mallOpsRoutes, mallPayNotifyRoutes } from './mall/routes.ts';
+import { createCouponService } from './coupons/service.ts';
+import { couponMpRoutes, couponOpsRoutes, storeStaffRoutes } from './coupons/routes.ts';
+import { createAudienceService } from './audience/service.ts';
+import { audienceMpRoutes, audienceOpsRoutes } from './audience/routes.ts';
 // commerce (mall, orders, coupons, recommendations)
 import { createMallService } from './mall/service.ts';
 import { mallMpRoutes, mallOpsRoutes, mallPayNotifyRoutes } from './mall/routes.ts';
@@ -105,6 +116,13 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   // ---- Capabilities ----
   const followers = createFollowersService({ db });
   const messaging = createMessagingService({ db, wechat, clock, log: app.log });
+  // ---- fraud: scoring hooks in the redemption and phone flows, review queue, blacklist, model versions ----
+  const fraud = createFraudService({
+    database, clock, log: app.log, piiKey: config.piiKey, cacheTtlMs: config.fraud.cacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
+    defaults: { ...DEFAULT_MODEL, thresholds: { ...DEFAULT_MODEL.thresholds, hold: config.fraud.hold, block: config.fraud.block, holdByKind: { ...DEFAULT_MODEL.thresholds.holdByKind, cash: config.fraud.cashHold } } },
+    audit: (actor, entry, ctx, tx) => ops.audit(actor, entry, ctx, tx),
+  });
+  const fraudHooks = config.fraud.enabled ? fraud : undefined;
   const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat });
   const campaignAdmin = createCampaignAdmin({ db, clock });
   const ops = createOpsService({ db, clock, tokenTtlS: config.ops.tokenTtlS });
@@ -113,14 +131,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const ext = createExtensions();
   let kickFulfilment: () => void = () => undefined; // bound to the fulfilment worker once it exists
   const redemption = createRedemptionService({
-    database, clock, log: app.log, codeKey: config.codeKey, dialogs, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
+    database, clock, log: app.log, codeKey: config.codeKey, dialogs, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks,
   });
   registerCampaignChat(ext, redemption);
   const ledger = createLedger({ db, clock });
   const phones = createPhones({ db, piiKey: config.piiKey, clock });
   const fulfilment = createFulfilmentService({
     database, clock, log: app.log, ledger, phones, messaging, dialogs,
-    pay: createPayFromConfig(config), topup: createTopupFromConfig(config), config: fulfilmentConfigFrom(config),
+    pay: createPayFromConfig(config), topup: createTopupFromConfig(config), config: fulfilmentConfigFrom(config), fraud: fraudHooks,
   });
   kickFulfilment = () => fulfilment.kick();
 
@@ -160,6 +178,19 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const audience = createAudienceService({ database, clock });
   await audience.seedDefaults();
 
+  // ---- commerce: points mall (+ WeChat Pay JSAPI), store-bound coupons, recommendations ----
+  const mall = createMallService({
+    database, clock, ledger, pay: createPayFromConfig(config), log: app.log,
+    config: {
+      miniprogramAppId: config.miniprogram.appId,
+      notifyUrl: config.commerce.jsapiNotifyUrl ?? (config.wechatPay.mode === 'sandbox' ? `http://127.0.0.1:${config.port}/pay/notify/jsapi` : undefined),
+      payTtlMinutes: config.commerce.payTtlMinutes, piiKey: config.piiKey, tiers: ['normal', 'silver', 'gold', 'diamond'],
+    },
+  });
+  const coupons = createCouponService({ database, clock, piiKey: config.piiKey, qrTtlS: config.commerce.couponQrTtlS });
+  const audience = createAudienceService({ database, clock });
+  await audience.seedDefaults();
+
   await replies.seedDefaults(config.wechat.sandbox);
   await ops.ensureAdmin(config.ops.adminPassword);
 
@@ -180,6 +211,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(batchRoutes, { batches });
     await api.register(campaignRoutes, { campaignAdmin });
     await api.register(fulfilmentOpsRoutes, { fulfilment });
+    await api.register(fraudRoutes, { fraud }); // fraud
     // commerce
     await api.register(mallOpsRoutes, { mall });
     await api.register(couponOpsRoutes, { coupons });
@@ -194,10 +226,17 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await mp.register(mallMpRoutes, { mall });
     await mp.register(couponMpRoutes, { coupons });
     await mp.register(audienceMpRoutes, { audience });
+    // commerce
+    await mp.register(mallMpRoutes, { mall });
+    await mp.register(couponMpRoutes, { coupons });
+    await mp.register(audienceMpRoutes, { audience });
     // mini-program redemption
     await mp.register(mpRedeemRoutes, { mpRedeem });
   }, { prefix: '/api/mp' });
   await app.register(payNotifyRoutes, { prefix: '/pay/notify', fulfilment });
+  // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
+  await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
+  await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
   // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
   await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
   await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
@@ -215,6 +254,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
         // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
         { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
+        // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
+        { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
       ], app.log)
     : undefined;
 
@@ -225,7 +266,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, sessions, members, mina, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

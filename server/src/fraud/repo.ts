@@ -1,0 +1,264 @@
+/**
+ * SQL of the anti-fraud capability. Every per-user counter changes by one upsert whose arithmetic runs in the
+ * statement (exact under concurrency and across instances); the decayed rates are `rate·e^(−Δt/τ) + 1`.
+ */
+import { sql } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client.ts';
+import { rowsOf } from '../db/retry.ts';
+import type { FraudModel } from './scoring.ts';
+
+const iso = (d: Date) => d.toISOString();
+
+export interface StateRow {
+  openid: string;
+  unknown_codes: number;
+  window_start: Date | string | null;
+  wrong_rate: number;
+  last_wrong_at: Date | string | null;
+  cooldown_level: number;
+  cooldown_until: Date | string | null;
+  redeem_rate: number;
+  last_redeem_at: Date | string | null;
+  shared_phone: number;
+  shared_device: number;
+  answer_print: string | null;
+  fast_answers: number;
+  blacklist_hit: string | null;
+  flagged: boolean;
+  print_accounts: number | null;
+  subscribed_at: Date | string | null;
+  first_seen_at: Date | string | null;
+}
+
+export interface ReviewRow {
+  id: string | number;
+  decision_id: string | number;
+  openid: string;
+  campaign_id: number;
+  draw_id: string | number;
+  fulfilment_id: string | number;
+  prize_id: number | null;
+  stock_shard: number | null;
+  stock_day: string | null;
+  status: 'pending' | 'approved' | 'rejected';
+  reviewer_id: number | null;
+  reviewer_name: string | null;
+  note: string | null;
+  blacklisted: boolean;
+  created_at: Date | string;
+  reviewed_at: Date | string | null;
+  score: number;
+  reasons: unknown;
+  features: unknown;
+  model_version: number;
+  prize_name: string | null;
+  prize_kind: string | null;
+  amount: number | null;
+  fulfilment_state: string | null;
+}
+
+export function createFraudRepo(db: Db) {
+  return {
+    /* ---- models ---- */
+    async latestModel(): Promise<{ version: number; model: FraudModel; note: string | null; created_by: string; created_at: Date | string } | undefined> {
+      return rowsOf<any>(await db.execute(sql`SELECT version, model, note, created_by, created_at FROM fraud_models ORDER BY version DESC LIMIT 1`))[0];
+    },
+    async models() {
+      return rowsOf<{ version: number; model: FraudModel; note: string | null; created_by: string; created_at: Date | string }>(await db.execute(sql`
+        SELECT version, model, note, created_by, created_at FROM fraud_models ORDER BY version DESC LIMIT 100`));
+    },
+    /** Version 1 from configuration, once (every instance may try). */
+    async seedModel(model: FraudModel, at: Date) {
+      await db.execute(sql`INSERT INTO fraud_models (version, model, note, created_by, created_at)
+        VALUES (${model.version}, ${JSON.stringify(model)}::jsonb, 'defaults from configuration', 'system', ${iso(at)}) ON CONFLICT (version) DO NOTHING`);
+    },
+    /** The next version; null when another writer took the same number (the caller retries). */
+    async insertModel(model: Omit<FraudModel, 'version'>, note: string | null, by: string, at: Date): Promise<number | null> {
+      const rows = rowsOf<{ version: number }>(await db.execute(sql`
+        INSERT INTO fraud_models (version, model, note, created_by, created_at)
+        SELECT coalesce(max(version), 0) + 1, ${JSON.stringify(model)}::jsonb || jsonb_build_object('version', coalesce(max(version), 0) + 1), ${note}, ${by}, ${iso(at)}
+        FROM fraud_models
+        ON CONFLICT (version) DO NOTHING RETURNING version`));
+      return rows[0]?.version ?? null;
+    },
+
+    /* ---- read-mostly caches ---- */
+    async blacklistKeys(): Promise<Array<{ kind: string; value_hash: string }>> {
+      return rowsOf(await db.execute(sql`SELECT kind, value_hash FROM fraud_blacklist`));
+    },
+    async flaggedSince(since: Date | null): Promise<Array<{ openid: string; flagged: boolean; updated_at: Date | string }>> {
+      return since
+        ? rowsOf(await db.execute(sql`SELECT openid, flagged, updated_at FROM fraud_user_state WHERE flagged AND updated_at >= ${iso(since)}`))
+        : rowsOf(await db.execute(sql`SELECT openid, flagged, updated_at FROM fraud_user_state WHERE flagged`));
+    },
+
+    /** A user's stored signals, with the follower's age and how many accounts share their answers (one round trip). */
+    async state(openid: string): Promise<StateRow | undefined> {
+      return rowsOf<StateRow>(await db.execute(sql`
+        SELECT s.*, p.accounts AS print_accounts, f.subscribed_at, f.first_seen_at
+        FROM (SELECT ${openid}::text AS openid) k
+        LEFT JOIN fraud_user_state s ON s.openid = k.openid
+        LEFT JOIN fraud_answer_prints p ON p.print = s.answer_print
+        LEFT JOIN followers f ON f.openid = k.openid`))[0];
+    },
+
+    /** A wrong code: window count, decayed rate. Returns the counts after it. */
+    async wrongCode(openid: string, now: Date, windowH: number) {
+      return rowsOf<{ unknown_codes: number; cooldown_level: number; wrong_rate: number; cooldown_until: Date | string | null }>(await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, unknown_codes, window_start, wrong_rate, last_wrong_at, flagged, updated_at)
+        VALUES (${openid}, 1, ${iso(now)}, 1, ${iso(now)}, true, ${iso(now)})
+        ON CONFLICT (openid) DO UPDATE SET
+          unknown_codes = CASE WHEN s.window_start IS NULL OR s.window_start < ${iso(now)}::timestamptz - make_interval(hours => ${windowH}) THEN 1 ELSE s.unknown_codes + 1 END,
+          cooldown_level = CASE WHEN s.window_start IS NULL OR s.window_start < ${iso(now)}::timestamptz - make_interval(hours => ${windowH}) THEN 0 ELSE s.cooldown_level END,
+          window_start = CASE WHEN s.window_start IS NULL OR s.window_start < ${iso(now)}::timestamptz - make_interval(hours => ${windowH}) THEN ${iso(now)}::timestamptz ELSE s.window_start END,
+          wrong_rate = s.wrong_rate * exp(-greatest(extract(epoch FROM ${iso(now)}::timestamptz - coalesce(s.last_wrong_at, ${iso(now)}::timestamptz)), 0) / 60.0) + 1,
+          last_wrong_at = ${iso(now)}, flagged = true, updated_at = ${iso(now)}
+        RETURNING unknown_codes, cooldown_level, wrong_rate, cooldown_until`))[0]!;
+    },
+    async startCooldown(openid: string, until: Date, now: Date) {
+      await db.execute(sql`UPDATE fraud_user_state SET cooldown_until = greatest(coalesce(cooldown_until, ${iso(until)}::timestamptz), ${iso(until)}::timestamptz),
+        cooldown_level = cooldown_level + 1, updated_at = ${iso(now)} WHERE openid = ${openid}`);
+    },
+
+    /** Redemptions above the allowance: the decayed hourly rate goes to the database so every instance sees it. */
+    async velocity(openid: string, rate: number, now: Date) {
+      await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, redeem_rate, last_redeem_at, flagged, updated_at)
+        VALUES (${openid}, ${rate}, ${iso(now)}, true, ${iso(now)})
+        ON CONFLICT (openid) DO UPDATE SET
+          redeem_rate = greatest(s.redeem_rate * exp(-greatest(extract(epoch FROM ${iso(now)}::timestamptz - coalesce(s.last_redeem_at, ${iso(now)}::timestamptz)), 0) / 3600.0) + 1, ${rate}),
+          last_redeem_at = ${iso(now)}, flagged = true, updated_at = ${iso(now)}`);
+    },
+
+    /** One golden answer: merged into the user's answers; returns them and the previous fingerprint. */
+    async answer(openid: string, key: string, value: string, fast: boolean, now: Date, tx: Tx = db) {
+      return rowsOf<{ answers: Record<string, string>; answer_print: string | null; fast_answers: number }>(await tx.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, answers, fast_answers, flagged, updated_at)
+        VALUES (${openid}, jsonb_build_object(${key}::text, ${value}::text), ${fast ? 1 : 0}, ${fast}, ${iso(now)})
+        ON CONFLICT (openid) DO UPDATE SET answers = coalesce(s.answers, '{}'::jsonb) || jsonb_build_object(${key}::text, ${value}::text),
+          fast_answers = s.fast_answers + ${fast ? 1 : 0}, flagged = s.flagged OR ${fast}, updated_at = ${iso(now)}
+        RETURNING answers, answer_print, fast_answers`))[0]!;
+    },
+    /** Moves the user from the old fingerprint to the new one; returns how many accounts now share the new one. */
+    async movePrint(openid: string, from: string | null, to: string, now: Date, tx: Tx = db): Promise<number> {
+      if (from) await tx.execute(sql`UPDATE fraud_answer_prints SET accounts = greatest(accounts - 1, 0) WHERE print = ${from}`);
+      const [row] = rowsOf<{ accounts: number }>(await tx.execute(sql`
+        INSERT INTO fraud_answer_prints AS p (print, accounts, first_at) VALUES (${to}, 1, ${iso(now)})
+        ON CONFLICT (print) DO UPDATE SET accounts = p.accounts + 1 RETURNING accounts`));
+      await tx.execute(sql`UPDATE fraud_user_state SET answer_print = ${to} WHERE openid = ${openid}`);
+      return row!.accounts;
+    },
+    /** Every account with this fingerprint is read before its next code. */
+    async flagPrint(print: string, now: Date) {
+      await db.execute(sql`UPDATE fraud_user_state SET flagged = true, updated_at = ${iso(now)} WHERE answer_print = ${print} AND NOT flagged`);
+    },
+
+    /** Accounts bound to this phone hash (members.phone_hash). */
+    async openidsWithPhoneHash(hash: string): Promise<string[]> {
+      return rowsOf<{ openid: string }>(await db.execute(sql`SELECT openid FROM members WHERE phone_hash = ${hash}`)).map((r) => r.openid);
+    },
+    async phoneHashOf(openid: string): Promise<string | null> {
+      return rowsOf<{ phone_hash: string | null }>(await db.execute(sql`SELECT phone_hash FROM members WHERE openid = ${openid}`))[0]?.phone_hash ?? null;
+    },
+    /** Sets how many accounts share the phone on each of them (and flags them when above the allowance). */
+    async sharedPhone(openids: string[], n: number, flag: boolean, blacklistHit: string | null, now: Date) {
+      await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, shared_phone, blacklist_hit, flagged, updated_at)
+        SELECT o, ${n}, ${blacklistHit}, ${flag}, ${iso(now)} FROM jsonb_array_elements_text(${JSON.stringify(openids)}::jsonb) AS o
+        ON CONFLICT (openid) DO UPDATE SET shared_phone = EXCLUDED.shared_phone, blacklist_hit = coalesce(EXCLUDED.blacklist_hit, s.blacklist_hit),
+          flagged = s.flagged OR EXCLUDED.flagged, updated_at = EXCLUDED.updated_at`);
+    },
+    /** Identifiers seen by the mini program (unionid, device, IP): accounts sharing them and blacklist hits. */
+    async sharedDevice(openid: string, n: number, blacklistHit: string | null, flag: boolean, now: Date) {
+      await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, shared_device, blacklist_hit, flagged, updated_at)
+        VALUES (${openid}, ${n}, ${blacklistHit}, ${flag}, ${iso(now)})
+        ON CONFLICT (openid) DO UPDATE SET shared_device = greatest(s.shared_device, EXCLUDED.shared_device),
+          blacklist_hit = coalesce(EXCLUDED.blacklist_hit, s.blacklist_hit), flagged = s.flagged OR EXCLUDED.flagged, updated_at = EXCLUDED.updated_at`);
+    },
+
+    /* ---- decisions ---- */
+    async recordDecision(d: {
+      openid: string; stage: 'code' | 'draw'; decision: 'allow' | 'hold' | 'block'; score: number; reasons: unknown; features: unknown;
+      modelVersion: number; campaignId?: number | null; redemptionId?: string | number | null; drawId?: string | number | null; at: Date;
+    }, tx: Tx = db): Promise<number> {
+      const rows = rowsOf<{ id: string | number }>(await tx.execute(sql`
+        INSERT INTO fraud_decisions (openid, stage, decision, score, reasons, features, model_version, campaign_id, redemption_id, draw_id, created_at)
+        VALUES (${d.openid}, ${d.stage}, ${d.decision}, ${d.score}, ${JSON.stringify(d.reasons)}::jsonb, ${JSON.stringify(d.features)}::jsonb, ${d.modelVersion},
+          ${d.campaignId ?? null}, ${d.redemptionId ?? null}, ${d.drawId ?? null}, ${iso(d.at)})
+        RETURNING id`));
+      return Number(rows[0]!.id);
+    },
+    async decisionsOf(openid: string, limit = 20) {
+      return rowsOf<Record<string, unknown>>(await db.execute(sql`
+        SELECT id, stage, decision, score, reasons, model_version, campaign_id, redemption_id::text, draw_id::text, created_at
+        FROM fraud_decisions WHERE openid = ${openid} ORDER BY id DESC LIMIT ${limit}`));
+    },
+    /** The user's history for a reviewer: redemptions, draws and prizes by state. */
+    async historyOf(openid: string) {
+      const [row] = rowsOf<Record<string, unknown>>(await db.execute(sql`
+        SELECT (SELECT count(*)::int FROM redemptions WHERE openid = ${openid}) AS redemptions,
+               (SELECT count(*)::int FROM draws WHERE openid = ${openid} AND outcome = 'won') AS prizes_won,
+               (SELECT coalesce(jsonb_object_agg(state, n), '{}'::jsonb) FROM (SELECT state, count(*)::int AS n FROM fulfilments WHERE openid = ${openid} GROUP BY state) x) AS fulfilments,
+               (SELECT min(redeemed_at) FROM redemptions WHERE openid = ${openid}) AS first_redemption_at,
+               (SELECT subscribed_at FROM followers WHERE openid = ${openid}) AS subscribed_at`));
+      return row ?? {};
+    },
+
+    /* ---- reviews ---- */
+    async insertReview(r: { decisionId: number; openid: string; campaignId: number; drawId: string | number; fulfilmentId: string | number; prizeId: number | null; shard: number | null; day: string | null; at: Date }, tx: Tx) {
+      const rows = rowsOf<{ id: string | number }>(await tx.execute(sql`
+        INSERT INTO fraud_reviews (decision_id, openid, campaign_id, draw_id, fulfilment_id, prize_id, stock_shard, stock_day, status, created_at)
+        VALUES (${r.decisionId}, ${r.openid}, ${r.campaignId}, ${r.drawId}, ${r.fulfilmentId}, ${r.prizeId}, ${r.shard}, ${r.day}, 'pending', ${iso(r.at)})
+        ON CONFLICT (draw_id) DO NOTHING RETURNING id`));
+      return rows[0] ? Number(rows[0].id) : null;
+    },
+    async reviews(filter: { status?: string | undefined; beforeId?: number | undefined; limit: number }, id?: number): Promise<ReviewRow[]> {
+      return rowsOf<ReviewRow>(await db.execute(sql`
+        SELECT r.*, d.score, d.reasons, d.features, d.model_version, p.name AS prize_name, p.kind AS prize_kind, f.amount, f.state AS fulfilment_state
+        FROM fraud_reviews r
+        JOIN fraud_decisions d ON d.id = r.decision_id
+        LEFT JOIN campaign_prizes p ON p.id = r.prize_id
+        LEFT JOIN fulfilments f ON f.id = r.fulfilment_id
+        WHERE ${id !== undefined ? sql`r.id = ${id}` : sql`true`}
+          AND ${filter.status ? sql`r.status = ${filter.status}` : sql`true`}
+          AND ${filter.beforeId !== undefined ? sql`r.id < ${filter.beforeId}` : sql`true`}
+        ORDER BY r.id DESC LIMIT ${filter.limit}`));
+    },
+    /** pending → approved | rejected, once: the loser of a double click gets nothing back. */
+    async settleReview(id: number, to: 'approved' | 'rejected', by: { id: number | null; name: string }, note: string | null, blacklisted: boolean, at: Date, tx: Tx) {
+      return rowsOf<{ id: string | number; openid: string; fulfilment_id: string | number; prize_id: number | null; stock_shard: number | null; stock_day: string | null; draw_id: string | number }>(await tx.execute(sql`
+        UPDATE fraud_reviews SET status = ${to}, reviewer_id = ${by.id}, reviewer_name = ${by.name}, note = ${note}, blacklisted = ${blacklisted}, reviewed_at = ${iso(at)}
+        WHERE id = ${id} AND status = 'pending'
+        RETURNING id, openid, fulfilment_id, prize_id, stock_shard, stock_day, draw_id`))[0];
+    },
+    /** A rejected prize goes back to stock: the shard it came from (or the first one), today's count too. */
+    async returnStock(prizeId: number, shard: number | null, day: string | null, tx: Tx) {
+      await tx.execute(sql`
+        UPDATE prize_stock_shards SET remaining = remaining + 1,
+          issued_today = CASE WHEN ${day}::date IS NOT NULL AND day = ${day}::date THEN greatest(issued_today - 1, 0) ELSE issued_today END
+        WHERE prize_id = ${prizeId} AND shard = coalesce(${shard}::smallint, (SELECT min(shard) FROM prize_stock_shards WHERE prize_id = ${prizeId}))`);
+    },
+
+    /* ---- blacklist ---- */
+    async blacklist(filter: { kind?: string | undefined; beforeId?: number | undefined; limit: number }) {
+      return rowsOf<{ id: number; kind: string; hint: string; note: string | null; created_by: string; created_at: Date | string }>(await db.execute(sql`
+        SELECT id, kind, hint, note, created_by, created_at FROM fraud_blacklist
+        WHERE ${filter.kind ? sql`kind = ${filter.kind}` : sql`true`} AND ${filter.beforeId !== undefined ? sql`id < ${filter.beforeId}` : sql`true`}
+        ORDER BY id DESC LIMIT ${filter.limit}`));
+    },
+    /** Inserts entries not listed yet; returns the ids of the new ones (existing ones are left as they are). */
+    async addBlacklist(entries: Array<{ kind: string; hash: string; hint: string; note: string | null }>, by: string, at: Date, tx: Tx = db) {
+      if (entries.length === 0) return [] as Array<{ id: number; kind: string; hint: string; note: string | null; created_by: string; created_at: Date | string }>;
+      return rowsOf<{ id: number; kind: string; hint: string; note: string | null; created_by: string; created_at: Date | string }>(await tx.execute(sql`
+        INSERT INTO fraud_blacklist (kind, value_hash, hint, note, created_by, created_at)
+        SELECT e->>'kind', e->>'hash', e->>'hint', e->>'note', ${by}, ${iso(at)} FROM jsonb_array_elements(${JSON.stringify(entries)}::jsonb) e
+        ON CONFLICT (kind, value_hash) DO NOTHING
+        RETURNING id, kind, hint, note, created_by, created_at`));
+    },
+    async removeBlacklist(id: number): Promise<boolean> {
+      return rowsOf(await db.execute(sql`DELETE FROM fraud_blacklist WHERE id = ${id} RETURNING id`)).length > 0;
+    },
+  };
+}
+export type FraudRepo = ReturnType<typeof createFraudRepo>;

@@ -1,0 +1,186 @@
+/**
+ * The scoring function: features → a probability-like score and the top reasons, pure and allocation-light (it runs
+ * on every redemption). A logistic model over "excess" features: each raw signal is first turned into how far it is
+ * beyond what an honest user plausibly does (the allowance), so honest behaviour contributes exactly zero and the
+ * score of a clean user is the model's floor, σ(bias). Weights, allowances and thresholds are data (FraudModel),
+ * versioned in `fraud_models`; see docs/FRAUD.md.
+ */
+
+export const FEATURES = [
+  'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'newAccount', 'sharedPhone',
+  'sharedDevice', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly',
+] as const;
+export type FeatureName = (typeof FEATURES)[number];
+
+/** Raw signals of one user at one action. Unknown values are 0 / null (contribute nothing). */
+export interface Features {
+  /** A blacklisted openid / unionid / phone / IP / device: 1, else 0. */
+  blacklisted: number;
+  /** Well-formed codes (check character right) that matched nothing, or were someone else's, in the window. */
+  unknownCodes: number;
+  /** Codes failing the check character in the last hour (honest typos are common; only a flood counts). */
+  typos: number;
+  /** Wrong attempts per minute (decayed rate). */
+  wrongRate: number;
+  /** Redemptions in about the last hour (decayed rate), this one included. */
+  redeemHour: number;
+  /** Redemptions today in this campaign (the daily-limit counter), this one included. */
+  redeemDay: number;
+  /** Minutes since the user subscribed (null: unknown). */
+  accountAgeMin: number | null;
+  /** Accounts bound to the same phone, this one included. */
+  sharedPhone: number;
+  /** Accounts on the same unionid / device / IP (mini program), this one included. */
+  sharedDevice: number;
+  /** Accounts that gave exactly the same golden answers, this one included. */
+  answerPrint: number;
+  /** Answers typed faster than a person can read the question. */
+  fastAnswers: number;
+  /** Local hour (Asia/Shanghai), 0–23. */
+  hour: number;
+  /** Campaign-wide redemptions per minute relative to its recent normal (1 = normal). */
+  campaignBurst: number;
+  /** Won prizes claimed only when they were cash (others abandoned): 1, else 0. */
+  cashOnly: number;
+}
+
+export interface FraudModel {
+  version: number;
+  /** z = bias + Σ weight·excess; score = 1 / (1 + e^−z). */
+  bias: number;
+  weights: Record<FeatureName, number>;
+  /** What an honest user may do before a signal counts. */
+  allowances: {
+    unknownCodes: number; typos: number; wrongRate: number; redeemHour: number; redeemDay: number;
+    newAccountMin: number; sharedPhone: number; sharedDevice: number; answerPrint: number; nightFrom: number; nightTo: number; campaignBurst: number;
+  };
+  /** Each excess is capped so that one runaway signal cannot hide the others in the reasons. */
+  cap: number;
+  thresholds: {
+    /** At or above: hold (draw happens, fulfilment waits for review). */
+    hold: number;
+    /** At or above: block (no draw; code attempts refused). */
+    block: number;
+    /** Lower hold thresholds for valuable prize kinds (e.g. cash). */
+    holdByKind: Partial<Record<'points' | 'coupon' | 'topup' | 'cash' | 'physical', number>>;
+  };
+  /** Progressive throttling of wrong codes: after `free` wrong codes in the window, each further one starts the next cool-down. */
+  cooldown: { free: number; stepsS: number[]; windowH: number };
+}
+
+export const DEFAULT_MODEL: FraudModel = {
+  version: 1,
+  bias: -4,
+  weights: {
+    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 0.8, redeemDay: 0.35, newAccount: 0.4,
+    sharedPhone: 2.2, sharedDevice: 1.0, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
+  },
+  allowances: {
+    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 6, redeemDay: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 3,
+    answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3,
+  },
+  cap: 10,
+  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.35 } },
+  cooldown: { free: 3, stepsS: [60, 300, 1800, 7200, 86_400], windowH: 24 },
+};
+
+export interface Reason {
+  feature: FeatureName;
+  /** The raw value that triggered it. */
+  value: number;
+  /** Its share of z. */
+  contribution: number;
+}
+
+export interface Score {
+  score: number;
+  /** Up to three, largest contribution first. */
+  reasons: Reason[];
+  modelVersion: number;
+}
+
+const excess = (v: number, allowance: number, cap: number) => (v > allowance ? Math.min(v - allowance, cap) : 0);
+
+/** Each feature's excess over its allowance (0 for honest behaviour). */
+export function excesses(f: Features, m: FraudModel): Record<FeatureName, number> {
+  const a = m.allowances;
+  const night = a.nightFrom <= a.nightTo ? f.hour >= a.nightFrom && f.hour < a.nightTo : f.hour >= a.nightFrom || f.hour < a.nightTo;
+  return {
+    blacklisted: f.blacklisted > 0 ? 1 : 0,
+    unknownCodes: excess(f.unknownCodes, a.unknownCodes, m.cap),
+    typos: excess(f.typos, a.typos, m.cap),
+    wrongRate: excess(f.wrongRate, a.wrongRate, m.cap),
+    redeemHour: excess(f.redeemHour, a.redeemHour, m.cap),
+    redeemDay: excess(f.redeemDay, a.redeemDay, m.cap),
+    newAccount: f.accountAgeMin !== null && f.accountAgeMin < a.newAccountMin ? 1 : 0,
+    sharedPhone: excess(f.sharedPhone, a.sharedPhone, m.cap),
+    sharedDevice: excess(f.sharedDevice, a.sharedDevice, m.cap),
+    answerPrint: excess(f.answerPrint, a.answerPrint, m.cap),
+    // Typing speed alone never holds anyone (fast typists, voice input, autofill): at most 3 count.
+    fastAnswers: Math.min(f.fastAnswers, 3),
+    nightHour: night ? 1 : 0,
+    campaignBurst: excess(f.campaignBurst, a.campaignBurst, m.cap),
+    cashOnly: f.cashOnly > 0 ? 1 : 0,
+  };
+}
+
+const RAW: Record<FeatureName, (f: Features) => number> = {
+  blacklisted: (f) => f.blacklisted, unknownCodes: (f) => f.unknownCodes, typos: (f) => f.typos, wrongRate: (f) => f.wrongRate,
+  redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
+  sharedDevice: (f) => f.sharedDevice, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
+  campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly,
+};
+
+/** The score and its top reasons. Pure: the same features and model always give the same result. */
+export function score(f: Features, m: FraudModel): Score {
+  const x = excesses(f, m);
+  let z = m.bias;
+  const reasons: Reason[] = [];
+  for (const name of FEATURES) {
+    const v = x[name];
+    if (v === 0) continue;
+    const c = (m.weights[name] ?? 0) * v;
+    if (c === 0) continue;
+    z += c;
+    if (c > 0) reasons.push({ feature: name, value: Math.round(RAW[name](f) * 100) / 100, contribution: Math.round(c * 1000) / 1000 });
+  }
+  if (reasons.length > 1) reasons.sort((a, b) => b.contribution - a.contribution);
+  if (reasons.length > 3) reasons.length = 3;
+  return { score: 1 / (1 + Math.exp(-z)), reasons, modelVersion: m.version };
+}
+
+export type Decision = 'allow' | 'hold' | 'block';
+
+/** allow / hold / block for a score; `prizeKind` (when the prize is known) may lower the hold threshold. */
+export function decide(s: Score, m: FraudModel, prizeKind?: string | null): Decision {
+  if (s.score >= m.thresholds.block) return 'block';
+  const byKind = prizeKind ? (m.thresholds.holdByKind as Record<string, number | undefined>)[prizeKind] : undefined;
+  if (s.score >= Math.min(m.thresholds.hold, byKind ?? 1)) return 'hold';
+  return 'allow';
+}
+
+/** The cool-down (seconds) a wrong code starts, given the wrong codes counted in the window (this one included). */
+export function cooldownFor(wrongInWindow: number, level: number, m: FraudModel): number {
+  if (wrongInWindow <= m.cooldown.free) return 0;
+  const steps = m.cooldown.stepsS;
+  return steps.length === 0 ? 0 : steps[Math.min(level, steps.length - 1)]!;
+}
+
+/** A feature vector of an honest-looking user (every signal at rest). */
+export function cleanFeatures(hour = 12): Features {
+  return {
+    blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, accountAgeMin: null, sharedPhone: 0,
+    sharedDevice: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0,
+  };
+}
+
+/** Checks a model edited by ops: every weight a finite number, thresholds ordered, cool-downs positive. */
+export function validateModel(m: FraudModel): string | null {
+  for (const name of FEATURES) if (!Number.isFinite(m.weights[name])) return `weights.${name} must be a number`;
+  if (!Number.isFinite(m.bias)) return 'bias must be a number';
+  const t = m.thresholds;
+  if (!(t.hold > 0 && t.hold <= t.block && t.block <= 1)) return 'thresholds must satisfy 0 < hold ≤ block ≤ 1';
+  for (const [k, v] of Object.entries(t.holdByKind ?? {})) if (!(typeof v === 'number' && v > 0 && v <= 1)) return `thresholds.holdByKind.${k} must be in (0, 1]`;
+  if (!m.cooldown.stepsS.every((s) => Number.isInteger(s) && s > 0)) return 'cooldown.stepsS must be positive integers';
+  return null;
+}

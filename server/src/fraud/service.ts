@@ -1,0 +1,621 @@
+/**
+ * Anti-fraud: signals updated inside the request that causes them, a score and a decision at two stages (before a
+ * code is looked up, and before a prize is issued), held prizes with a review queue, the blacklist and the
+ * versioned model. Design and numbers: docs/FRAUD.md.
+ *
+ * The honest hot path (a valid code from a user with no stored signals) costs no database round trip here: the
+ * model, the blacklist (keyed hashes) and the set of flagged users are in-process caches refreshed every
+ * `cacheTtlMs` (and at once after writes in this process); the user's recent redemption rate and typos are kept in
+ * memory, the day's count comes back from the redemption statement. Only a flagged user's row is read, and only
+ * suspicious events write (wrong code, golden answers, phone binding, redemptions above half the allowance).
+ */
+import { createHmac } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Database, Tx } from '../db/client.ts';
+import { rowsOf } from '../db/retry.ts';
+import { sql } from 'drizzle-orm';
+import type { Clock } from '../platform/clock.ts';
+import { AppError } from '../platform/errors.ts';
+import type { Actor, AuditEntry } from '../ops/service.ts';
+import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
+import { createFulfilmentRepo } from '../fulfilment/repo.ts';
+import { normalisePhone, phoneHash } from '../members/phones.ts';
+import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
+import { cooldownFor, decide, DEFAULT_MODEL, score, validateModel, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+
+export const FRAUD_TEXTS = {
+  cooldown: '您输入错误兑奖码的次数较多，为保障账户安全，请于 {time} 后再试。',
+  blocked: '为保障活动公平，您的账号暂时无法参与兑奖。如有疑问，请联系客服。',
+  held: '您的奖品正在审核中，审核通过后将自动发放，请耐心等待。',
+  heldPoints: '本次的 {points} 积分正在审核中，审核通过后将自动存入您的账户。',
+  tooFast: '您的操作过于频繁，请稍后再试。',
+} as const;
+
+export type BlacklistKind = 'openid' | 'unionid' | 'phone' | 'ip' | 'device';
+export const BLACKLIST_KINDS: BlacklistKind[] = ['openid', 'unionid', 'phone', 'ip', 'device'];
+
+export interface Verdict extends Score {
+  decision: Decision;
+  features: Features;
+}
+
+/** What the redemption service needs to know before it looks a code up. */
+export interface CodeGate {
+  /** Refuse the attempt with this text, without looking at the code. */
+  refuse?: string;
+  /** Do not draw inside the redemption statement: decide at the draw, when the prize is known. */
+  noFuse: boolean;
+}
+
+export interface HeldDrawInput {
+  openid: string;
+  campaignId: number;
+  input: DrawInput;
+  /** The prize has limited stock and the campaign draws dynamically: take one unit from a shard here. */
+  limited: boolean;
+  shard: number;
+  day: string;
+  lossPoints: number;
+  verdict: Verdict;
+}
+
+export interface FraudDeps {
+  database: Database;
+  clock: Clock;
+  log: FastifyBaseLogger;
+  piiKey: Buffer;
+  cacheTtlMs: number;
+  /** Version 1 of the model when the database has none. */
+  defaults?: FraudModel;
+  audit: (actor: Actor, entry: AuditEntry, ctx: { requestId?: string; ip?: string }, tx: Tx) => Promise<void>;
+  /** The fulfilment worker's kick (after an approval). */
+  onFulfilmentQueued?: () => void;
+}
+
+/** In-memory, per instance: cheap signals of the hot path. */
+interface Mem {
+  /** Redemptions per hour, decayed (τ = 1 h), at `redeemAt`. */
+  redeemRate: number;
+  redeemAt: number;
+  day: string;
+  dayCount: number;
+  /** Typos per hour, decayed (τ = 1 h). */
+  typoRate: number;
+  typoAt: number;
+  lastBlockRecorded: number;
+}
+
+const HOUR = 3_600_000;
+const MEM_MAX = 200_000;
+const localHour = (d: Date) => (d.getUTCHours() + 8) % 24;
+const localDay = (d: Date) => new Date(d.getTime() + 8 * HOUR).toISOString().slice(0, 10);
+const ms = (d: Date | string | null | undefined) => (d ? new Date(d).getTime() : null);
+const decay = (rate: number, at: number, now: number, tau: number) => (rate > 0 ? rate * Math.exp(-Math.max(now - at, 0) / tau) : 0);
+
+function formatLocal(d: Date): string {
+  return new Date(d.getTime() + 8 * HOUR).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+function hint(kind: BlacklistKind, value: string): string {
+  if (kind === 'phone') return value.length === 11 ? `${value.slice(0, 3)}****${value.slice(7)}` : '****';
+  if (value.length <= 6) return `${value.slice(0, 1)}***`;
+  return `${value.slice(0, 3)}***${value.slice(-3)}`;
+}
+
+export function createFraudService(deps: FraudDeps) {
+  const { database, clock, log } = deps;
+  const { db } = database;
+  const repo = createFraudRepo(db);
+  const draws = createRedeemRepo(database);
+  const jobs = createFulfilmentRepo(db);
+  const defaults = deps.defaults ?? DEFAULT_MODEL;
+
+  /* ---- keyed hashes: the blacklist never holds an identifier in the clear ---- */
+  function hashOf(kind: BlacklistKind, value: string): string {
+    // Phones use the members' own lookup hash, so a shared or blacklisted phone is found without decrypting.
+    if (kind === 'phone') return phoneHash(value, deps.piiKey);
+    return createHmac('sha256', deps.piiKey).update(`fraud:${kind}:${value}`).digest('hex').slice(0, 40);
+  }
+  function normalise(kind: BlacklistKind, value: string): string | null {
+    const v = value.trim();
+    if (kind === 'phone') return normalisePhone(v);
+    if (kind === 'ip') return /^[0-9a-fA-F:.]{3,45}$/.test(v) ? v.toLowerCase() : null;
+    return v.length >= 1 && v.length <= 128 && !/\s/.test(v) ? v : null;
+  }
+
+  /* ---- caches ---- */
+  let model: FraudModel = defaults;
+  let blacklist = new Set<string>();
+  const flagged = new Set<string>();
+  let loadedAt = -Infinity;
+  let flaggedSince: Date | null = null;
+  let loading: Promise<void> | undefined;
+  const openidHashes = new Map<string, string>();
+
+  async function load() {
+    let latest = await repo.latestModel();
+    if (!latest) {
+      await repo.seedModel({ ...defaults, version: 1 }, clock.now());
+      latest = await repo.latestModel();
+    }
+    if (latest) model = { ...defaults, ...latest.model, version: latest.version };
+    const keys = await repo.blacklistKeys();
+    blacklist = new Set(keys.map((k) => `${k.kind}:${k.value_hash}`));
+    // Flagged users: all of them once, then only rows changed since the last load (minus a margin for clock skew
+    // between instances and transactions that committed late).
+    const since = flaggedSince;
+    const startedAt = new Date();
+    for (const r of await repo.flaggedSince(since)) flagged.add(r.openid);
+    flaggedSince = new Date(startedAt.getTime() - 5_000);
+    loadedAt = Date.now();
+  }
+  async function refresh(force = false) {
+    if (!force && Date.now() - loadedAt < deps.cacheTtlMs) return;
+    loading ??= load().finally(() => (loading = undefined));
+    await loading;
+  }
+  function invalidate() {
+    loadedAt = -Infinity;
+  }
+
+  function openidHash(openid: string): string {
+    let h = openidHashes.get(openid);
+    if (h === undefined) {
+      h = hashOf('openid', openid);
+      if (openidHashes.size >= MEM_MAX) openidHashes.delete(openidHashes.keys().next().value!);
+      openidHashes.set(openid, h);
+    }
+    return h;
+  }
+  const isBlacklisted = (openid: string) => blacklist.size > 0 && blacklist.has(`openid:${openidHash(openid)}`);
+
+  const mems = new Map<string, Mem>();
+  function mem(openid: string): Mem {
+    let m = mems.get(openid);
+    if (!m) {
+      if (mems.size >= MEM_MAX) mems.delete(mems.keys().next().value!);
+      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0 };
+      mems.set(openid, m);
+    }
+    return m;
+  }
+
+  /* ---- campaign-wide burst: short (τ = 1 min) against long (τ = 1 h) redemption rate, per minute ---- */
+  const bursts = new Map<number, { short: number; long: number; at: number }>();
+  function campaignBurst(campaignId: number | undefined, now: number): number {
+    if (campaignId === undefined) return 1;
+    const b = bursts.get(campaignId);
+    if (!b) return 1;
+    const short = decay(b.short, b.at, now, 60_000);
+    const long = decay(b.long, b.at, now, HOUR) / 60;
+    return short / Math.max(long, 5);
+  }
+
+  /* ---- features ---- */
+  function featuresOf(openid: string, now: Date, st: StateRow | undefined, campaignId?: number, counting = true): Features {
+    const t = now.getTime();
+    const m = mems.get(openid);
+    const windowMs = model.cooldown.windowH * HOUR;
+    const ws = ms(st?.window_start);
+    const memRate = m ? decay(m.redeemRate, m.redeemAt, t, HOUR) : 0;
+    const lr = ms(st?.last_redeem_at);
+    const dbRate = st && lr !== null ? decay(st.redeem_rate, lr, t, HOUR) : 0;
+    const lw = ms(st?.last_wrong_at);
+    const sub = ms(st?.subscribed_at) ?? ms(st?.first_seen_at);
+    const day = localDay(now);
+    return {
+      blacklisted: isBlacklisted(openid) || st?.blacklist_hit ? 1 : 0,
+      unknownCodes: st && ws !== null && t - ws < windowMs ? st.unknown_codes : 0,
+      typos: m ? decay(m.typoRate, m.typoAt, t, HOUR) : 0,
+      wrongRate: st && lw !== null ? decay(st.wrong_rate, lw, t, 60_000) : 0,
+      redeemHour: Math.max(memRate, dbRate) + (counting ? 1 : 0),
+      redeemDay: (m && m.day === day ? m.dayCount : 0) + (counting ? 1 : 0),
+      accountAgeMin: sub !== null ? (t - sub) / 60_000 : null,
+      sharedPhone: st?.shared_phone ?? 0,
+      sharedDevice: st?.shared_device ?? 0,
+      answerPrint: st?.print_accounts ?? 0,
+      fastAnswers: st?.fast_answers ?? 0,
+      hour: localHour(now),
+      campaignBurst: campaignBurst(campaignId, t),
+      cashOnly: 0,
+    };
+  }
+
+  function verdictOf(f: Features, prizeKind?: string | null): Verdict {
+    const s = score(f, model);
+    return { ...s, decision: f.blacklisted ? 'block' : decide(s, model, prizeKind), features: f };
+  }
+
+  const lowestHold = () => Math.min(model.thresholds.hold, ...Object.values(model.thresholds.holdByKind).filter((v): v is number => typeof v === 'number'));
+
+  /** Stored signals of a flagged user (one round trip), else none. */
+  async function stateOf(openid: string): Promise<StateRow | undefined> {
+    if (!flagged.has(openid)) return undefined;
+    const st = await repo.state(openid);
+    return st?.openid ? st : st ? { ...st, openid } : undefined;
+  }
+
+  async function recordBlock(openid: string, v: Verdict, now: Date, campaignId?: number) {
+    // A script hammering while blocked must not turn into one row per attempt: at most one per user per minute.
+    const m = mem(openid);
+    if (now.getTime() - m.lastBlockRecorded < 60_000) return;
+    m.lastBlockRecorded = now.getTime();
+    await repo.recordDecision({ openid, stage: 'code', decision: 'block', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId: campaignId ?? null, at: now });
+  }
+
+  /* ---- held draw: the draw happens, the prize is kept, its fulfilment waits for review ---- */
+  async function heldDraw(a: HeldDrawInput): Promise<{ drawId: string; outcome: 'won' | 'lost' | 'out_of_stock'; heldPoints: number; reviewId: number | null } | null> {
+    const now = a.input.at;
+    return db.transaction(async (tx) => {
+      const locked = rowsOf<{ id: string }>(await tx.execute(sql`SELECT id FROM redemptions WHERE id = ${a.input.redemptionId} AND status = 'redeemed' FOR UPDATE`));
+      if (locked.length === 0) return null;
+      let outcome = a.input.outcome;
+      let prizeId = a.input.prizeId;
+      let shard: number | null = null;
+      if (outcome === 'won' && a.limited && prizeId !== null) {
+        // Same rule as the draw's own stock step: one shard row at a time, the preferred shard first.
+        const candidates = rowsOf<{ shard: number }>(await tx.execute(sql`
+          SELECT shard FROM prize_stock_shards WHERE prize_id = ${prizeId} AND remaining > 0
+            AND (daily_share IS NULL OR (CASE WHEN day = ${a.day}::date THEN issued_today ELSE 0 END) < daily_share)
+          ORDER BY shard = ${a.shard} DESC, shard`));
+        for (const c of candidates) {
+          const r = rowsOf(await tx.execute(sql`
+            UPDATE prize_stock_shards SET remaining = remaining - 1,
+              issued_today = CASE WHEN day = ${a.day}::date THEN issued_today + 1 ELSE 1 END, day = ${a.day}::date
+            WHERE prize_id = ${prizeId} AND shard = ${c.shard} AND remaining > 0
+              AND (daily_share IS NULL OR (CASE WHEN day = ${a.day}::date THEN issued_today ELSE 0 END) < daily_share)
+            RETURNING prize_id`));
+          if (r.length > 0) {
+            shard = c.shard;
+            break;
+          }
+        }
+        if (shard === null) {
+          outcome = 'out_of_stock';
+          prizeId = null;
+        }
+      }
+      // The draw itself without its payouts: no points credited and no job queued by the draw statement.
+      const [row] = await draws.drawMany([{ ...a.input, prizeId, outcome, fulfilKind: null, fulfilAmount: 0, points: 0 }], tx);
+      const drawId = row?.draw_id;
+      if (!drawId) return null;
+      const won = outcome === 'won';
+      const kind = won ? a.input.fulfilKind : a.lossPoints > 0 ? 'points' : null;
+      const amount = won ? (kind === 'points' ? a.input.points : a.input.fulfilAmount) : a.lossPoints;
+      const decisionId = await repo.recordDecision({
+        openid: a.openid, stage: 'draw', decision: 'hold', score: a.verdict.score, reasons: a.verdict.reasons, features: a.verdict.features,
+        modelVersion: a.verdict.modelVersion, campaignId: a.campaignId, redemptionId: a.input.redemptionId, drawId, at: now,
+      }, tx);
+      let reviewId: number | null = null;
+      if (kind && (kind !== 'points' || amount > 0)) {
+        const sourceKey = won ? `draw:${drawId}` : `consolation:${drawId}`;
+        const [job] = rowsOf<{ id: string | number }>(await tx.execute(sql`
+          INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
+          VALUES (${sourceKey}, ${drawId}, ${a.campaignId}, ${a.openid}, ${won ? prizeId : null}, ${kind}, ${amount}, 'held', ${now.toISOString()},
+            ${(won ? 'D' : 'C') + drawId}, ${JSON.stringify({ fraudHold: true, decisionId })}::jsonb, ${now.toISOString()}, ${now.toISOString()})
+          RETURNING id`));
+        await tx.execute(sql`INSERT INTO fulfilment_events (fulfilment_id, from_state, to_state, note, at)
+          VALUES (${job!.id}, NULL, 'held', ${`fraud: held for review (score ${a.verdict.score.toFixed(3)}, model v${a.verdict.modelVersion})`}, ${now.toISOString()})`);
+        reviewId = await repo.insertReview({ decisionId, openid: a.openid, campaignId: a.campaignId, drawId, fulfilmentId: job!.id, prizeId: won ? prizeId : null, shard, day: shard !== null ? a.day : null, at: now }, tx);
+      }
+      return { drawId, outcome, heldPoints: kind === 'points' ? amount : 0, reviewId };
+    });
+  }
+
+  function reviewView(r: ReviewRow) {
+    return {
+      id: Number(r.id), openid: r.openid, campaignId: r.campaign_id, drawId: String(r.draw_id), fulfilmentId: Number(r.fulfilment_id),
+      prize: r.prize_id !== null ? { id: r.prize_id, name: r.prize_name ?? '', kind: r.prize_kind ?? '' } : null,
+      amount: r.amount, fulfilmentState: r.fulfilment_state, status: r.status, score: Number(r.score), reasons: r.reasons as unknown[],
+      features: r.features as Record<string, unknown>, modelVersion: r.model_version, reviewer: r.reviewer_name, note: r.note,
+      blacklisted: r.blacklisted, createdAt: new Date(r.created_at).toISOString(), reviewedAt: r.reviewed_at ? new Date(r.reviewed_at).toISOString() : null,
+    };
+  }
+
+  async function blacklistEntries(items: Array<{ kind: BlacklistKind; value: string; note?: string | undefined }>) {
+    const out: Array<{ kind: string; hash: string; hint: string; note: string | null }> = [];
+    const errors: Array<{ index: number; message: string }> = [];
+    items.forEach((e, index) => {
+      const v = BLACKLIST_KINDS.includes(e.kind) ? normalise(e.kind, e.value) : null;
+      if (v === null) errors.push({ index, message: `invalid ${e.kind} value` });
+      else out.push({ kind: e.kind, hash: hashOf(e.kind, v), hint: hint(e.kind, v), note: e.note ?? null });
+    });
+    return { out, errors };
+  }
+
+  const blView = (r: { id: number; kind: string; hint: string; note: string | null; created_by: string; created_at: Date | string }) => ({
+    id: r.id, kind: r.kind, hint: r.hint, note: r.note, createdBy: r.created_by, createdAt: new Date(r.created_at).toISOString(),
+  });
+
+  return {
+    /** For tests and the bench: the keyed hash of an identifier, and the model in force. */
+    hashOf,
+    model: () => model,
+    refresh,
+    invalidate,
+
+    /* ================= hooks called by the redemption flow ================= */
+
+    /** Before a code is looked up: cool-down and block refuse it (the code is neither looked up nor consumed). */
+    async beforeCode(openid: string, now: Date): Promise<CodeGate> {
+      await refresh();
+      if (!flagged.has(openid) && !isBlacklisted(openid)) {
+        // Hot path: nothing stored about this user; in-memory signals only.
+        const v = verdictOf(featuresOf(openid, now, undefined));
+        if (v.decision === 'block') {
+          await recordBlock(openid, v, now);
+          return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
+        }
+        return { noFuse: v.score >= lowestHold() };
+      }
+      const st = await stateOf(openid);
+      const until = ms(st?.cooldown_until);
+      if (until !== null && until > now.getTime()) return { refuse: FRAUD_TEXTS.cooldown.replace('{time}', formatLocal(new Date(until))), noFuse: true };
+      const v = verdictOf(featuresOf(openid, now, st));
+      if (v.decision === 'block') {
+        await recordBlock(openid, v, now);
+        return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
+      }
+      return { noFuse: v.score >= lowestHold() };
+    },
+
+    /** A code failing its check character (a typo: no lookup happened). In memory only; a flood is throttled. */
+    onTypo(openid: string, now: Date): string | undefined {
+      const m = mem(openid);
+      const t = now.getTime();
+      m.typoRate = decay(m.typoRate, m.typoAt, t, HOUR) + 1;
+      m.typoAt = t;
+      return m.typoRate > model.allowances.typos * 4 ? FRAUD_TEXTS.tooFast : undefined;
+    },
+
+    /** A well-formed code that matched nothing, or belongs to someone else: counted; may start a cool-down. */
+    async onWrongCode(openid: string, now: Date): Promise<string | undefined> {
+      const r = await repo.wrongCode(openid, now, model.cooldown.windowH);
+      flagged.add(openid);
+      const seconds = cooldownFor(r.unknown_codes, r.cooldown_level, model);
+      if (seconds <= 0) return undefined;
+      const until = new Date(now.getTime() + seconds * 1000);
+      await repo.startCooldown(openid, until, now);
+      return FRAUD_TEXTS.cooldown.replace('{time}', formatLocal(until));
+    },
+
+    /** After a redemption: velocity. Written to the database only above half the hourly allowance. */
+    async afterRedeem(openid: string, campaignId: number, dayCount: number | null, now: Date): Promise<void> {
+      const t = now.getTime();
+      const m = mem(openid);
+      m.redeemRate = decay(m.redeemRate, m.redeemAt, t, HOUR) + 1;
+      m.redeemAt = t;
+      m.day = localDay(now);
+      m.dayCount = dayCount ?? m.dayCount + 1;
+      const b = bursts.get(campaignId) ?? { short: 0, long: 0, at: t };
+      b.short = decay(b.short, b.at, t, 60_000) + 1;
+      b.long = decay(b.long, b.at, t, HOUR) + 1;
+      b.at = t;
+      bursts.set(campaignId, b);
+      if (m.redeemRate >= model.allowances.redeemHour / 2 || m.dayCount >= model.allowances.redeemDay / 2) {
+        await repo.velocity(openid, m.redeemRate, now);
+        flagged.add(openid);
+      }
+    },
+
+    /** Before a prize is issued (its kind known): allow, hold or block. */
+    async atDraw(openid: string, campaignId: number, prizeKind: string | null, now: Date): Promise<Verdict> {
+      await refresh();
+      const st = await stateOf(openid);
+      return verdictOf(featuresOf(openid, now, st, campaignId, false), prizeKind);
+    },
+
+    /** Records an allow decision of a user whose signals were read (the review history shows them). */
+    async recordAllow(openid: string, v: Verdict, campaignId: number, redemptionId: string, now: Date) {
+      if (!flagged.has(openid)) return;
+      await repo.recordDecision({ openid, stage: 'draw', decision: 'allow', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId, redemptionId, at: now });
+    },
+
+    heldDraw,
+
+    /** A golden answer: typing speed and identical answer sets across accounts. */
+    async onAnswer(openid: string, key: string, display: string, askedAt: Date | null, now: Date): Promise<void> {
+      // A person needs a couple of seconds to read a question and type an answer; a script answers at once.
+      const fast = askedAt !== null && now.getTime() - askedAt.getTime() < 2_000;
+      const value = display.trim().toLowerCase().replace(/\s+/g, ' ');
+      const r = await repo.answer(openid, key, value, fast, now);
+      const answers = r.answers ?? {};
+      const keys = Object.keys(answers).sort();
+      const print = createHmac('sha256', deps.piiKey).update(JSON.stringify(keys.map((k) => [k, answers[k]]))).digest('hex').slice(0, 32);
+      let accounts = 0;
+      if (print !== r.answer_print) accounts = await db.transaction((tx) => repo.movePrint(openid, r.answer_print, print, now, tx));
+      if (fast) flagged.add(openid);
+      if (accounts > model.allowances.answerPrint) {
+        await repo.flagPrint(print, now);
+        flagged.add(openid);
+        invalidate(); // other accounts with this print were just flagged: reload the set
+      }
+    },
+
+    /**
+     * A phone was bound (top-up dialog, or the members' binding): accounts sharing it and blacklisted phones.
+     * Returns true when this user's prizes must wait for review.
+     */
+    async onPhoneBound(openid: string, phone: string, now: Date): Promise<boolean> {
+      const p = normalisePhone(phone);
+      if (!p) return false;
+      await refresh();
+      const hash = phoneHash(p, deps.piiKey);
+      const openids = [...new Set([...(await repo.openidsWithPhoneHash(hash)), openid])];
+      const hit = blacklist.has(`phone:${hash}`) ? 'phone' : null;
+      const flag = openids.length > model.allowances.sharedPhone || hit !== null;
+      if (!flag && openids.length < 2) return false;
+      await repo.sharedPhone(openids, openids.length, flag, null, now);
+      if (hit) await repo.sharedPhone([openid], openids.length, true, hit, now);
+      if (flag) for (const o of openids) flagged.add(o);
+      const v = verdictOf(featuresOf(openid, now, await repo.state(openid), undefined, false), 'topup');
+      return v.decision !== 'allow';
+    },
+
+    /**
+     * Jobs of this user waiting for a phone go to review instead of running (a phone shared by a farm, or
+     * blacklisted). Returns how many were held.
+     */
+    async holdWaitingJobs(openid: string, now: Date): Promise<number> {
+      const st = await repo.state(openid);
+      const v = verdictOf(featuresOf(openid, now, st, undefined, false), 'topup');
+      const waiting = await jobs.byOpenid(openid, ['waiting_phone']);
+      let held = 0;
+      for (const job of waiting) {
+        const ok = await db.transaction(async (tx) => {
+          const row = await jobs.transition(job.id, { from: 'waiting_phone' }, 'held', { detail: { ...((job.detail as object) ?? {}), fraudHold: true } },
+            `fraud: held for review at phone binding (score ${v.score.toFixed(3)}, model v${v.modelVersion})`, now, tx);
+          if (!row) return false;
+          const decisionId = await repo.recordDecision({ openid, stage: 'draw', decision: 'hold', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId: job.campaignId, drawId: job.drawId, at: now }, tx);
+          if (job.drawId !== null && job.campaignId !== null) {
+            await repo.insertReview({ decisionId, openid, campaignId: job.campaignId, drawId: job.drawId, fulfilmentId: job.id, prizeId: job.prizeId, shard: null, day: null, at: now }, tx);
+          }
+          return true;
+        });
+        if (ok) held++;
+      }
+      return held;
+    },
+
+    /** Identifiers the mini program sees (unionid, device id, IP): blacklist hits flag the user. */
+    async onIdentifiers(openid: string, ids: Partial<Record<'unionid' | 'device' | 'ip', string>>, now: Date): Promise<boolean> {
+      await refresh();
+      let hit: string | null = null;
+      for (const [kind, value] of Object.entries(ids) as Array<[BlacklistKind, string]>) {
+        const v = value ? normalise(kind, value) : null;
+        if (v && blacklist.has(`${kind}:${hashOf(kind, v)}`)) hit = kind;
+      }
+      if (!hit) return false;
+      await repo.sharedDevice(openid, 0, hit, true, now);
+      flagged.add(openid);
+      return true;
+    },
+
+    /* ================= review queue ================= */
+
+    async listReviews(filter: { status?: 'pending' | 'approved' | 'rejected' | undefined; beforeId?: number | undefined; limit?: number | undefined }) {
+      const rows = await repo.reviews({ status: filter.status, beforeId: filter.beforeId, limit: Math.max(1, Math.min(200, filter.limit ?? 50)) });
+      return rows.map(reviewView);
+    },
+
+    async getReview(id: number) {
+      const [row] = await repo.reviews({ limit: 1 }, id);
+      if (!row) throw new AppError('NOT_FOUND', `No review ${id}`);
+      const [history, decisions, st] = [await repo.historyOf(row.openid), await repo.decisionsOf(row.openid), await repo.state(row.openid)];
+      return { ...reviewView(row), history: { ...history, decisions, signals: st?.openid ? featuresOf(row.openid, clock.now(), st, undefined, false) : null } };
+    },
+
+    /** Approve: fulfilment proceeds. Exactly once: the review row changes pending → approved by a conditional update. */
+    async approve(id: number, actor: Actor, note: string | null, ctx: { requestId?: string; ip?: string } = {}) {
+      const now = clock.now();
+      const done = await db.transaction(async (tx) => {
+        const r = await repo.settleReview(id, 'approved', { id: actor.id, name: actor.username }, note, false, now, tx);
+        if (!r) return false;
+        const job = await jobs.transition(Number(r.fulfilment_id), { from: 'held' }, 'pending', { nextAttemptAt: now, lastError: null }, `fraud review approved by ${actor.username}`, now, tx);
+        if (!job) throw new AppError('CONFLICT', 'The prize is no longer held; reload and try again');
+        await deps.audit(actor, { action: 'fraud_review.approve', targetType: 'fraud_review', targetId: id, detail: { note, drawId: String(r.draw_id), fulfilmentId: Number(r.fulfilment_id) } }, ctx, tx);
+        return true;
+      });
+      if (!done) throw await settledError(id);
+      deps.onFulfilmentQueued?.();
+      const [row] = await repo.reviews({ limit: 1 }, id);
+      return reviewView(row!);
+    },
+
+    /** Reject: the prize goes back to stock, the job is cancelled, the user optionally blacklisted. Exactly once. */
+    async reject(id: number, actor: Actor, note: string | null, blacklistUser: boolean, ctx: { requestId?: string; ip?: string } = {}) {
+      const now = clock.now();
+      const done = await db.transaction(async (tx) => {
+        const r = await repo.settleReview(id, 'rejected', { id: actor.id, name: actor.username }, note, blacklistUser, now, tx);
+        if (!r) return false;
+        const job = await jobs.transition(Number(r.fulfilment_id), { from: 'held' }, 'cancelled', { detail: { fraudRejected: true, reviewId: id } }, `fraud review rejected by ${actor.username}`, now, tx);
+        if (!job) throw new AppError('CONFLICT', 'The prize is no longer held; reload and try again');
+        if (r.prize_id !== null) await repo.returnStock(r.prize_id, r.stock_shard, r.stock_day, tx);
+        if (blacklistUser) {
+          const entries = [{ kind: 'openid', hash: hashOf('openid', r.openid), hint: hint('openid', r.openid), note: `review ${id}` }];
+          const ph = rowsOf<{ phone_hash: string | null }>(await tx.execute(sql`SELECT phone_hash FROM members WHERE openid = ${r.openid}`))[0]?.phone_hash;
+          if (ph) entries.push({ kind: 'phone', hash: ph, hint: 'phone of ' + hint('openid', r.openid), note: `review ${id}` });
+          await repo.addBlacklist(entries, actor.username, now, tx);
+        }
+        await deps.audit(actor, { action: 'fraud_review.reject', targetType: 'fraud_review', targetId: id, detail: { note, blacklisted: blacklistUser, drawId: String(r.draw_id), fulfilmentId: Number(r.fulfilment_id), stockReturned: r.prize_id !== null } }, ctx, tx);
+        return true;
+      });
+      if (!done) throw await settledError(id);
+      if (blacklistUser) invalidate();
+      const [row] = await repo.reviews({ limit: 1 }, id);
+      return reviewView(row!);
+    },
+
+    /* ================= blacklist ================= */
+
+    async listBlacklist(filter: { kind?: BlacklistKind | undefined; beforeId?: number | undefined; limit?: number | undefined }) {
+      return (await repo.blacklist({ kind: filter.kind, beforeId: filter.beforeId, limit: Math.max(1, Math.min(500, filter.limit ?? 100)) })).map(blView);
+    },
+
+    async addToBlacklist(entry: { kind: BlacklistKind; value: string; note?: string | undefined }, actor: Actor) {
+      const { out, errors } = await blacklistEntries([entry]);
+      if (errors.length > 0) throw new AppError('VALIDATION', errors[0]!.message);
+      const [row] = await repo.addBlacklist(out, actor.username, clock.now());
+      if (!row) throw new AppError('CONFLICT', 'Already on the blacklist');
+      invalidate();
+      return blView(row);
+    },
+
+    /** Import: all valid or nothing (a bad line is reported with its index and nothing is written). */
+    async importBlacklist(items: Array<{ kind: BlacklistKind; value: string; note?: string | undefined }>, actor: Actor) {
+      const { out, errors } = await blacklistEntries(items);
+      if (errors.length > 0) throw new AppError('VALIDATION', `${errors.length} invalid entr${errors.length === 1 ? 'y' : 'ies'}`, errors.slice(0, 50));
+      const unique = [...new Map(out.map((e) => [`${e.kind}:${e.hash}`, e])).values()];
+      const added = await repo.addBlacklist(unique, actor.username, clock.now());
+      invalidate();
+      return { received: items.length, added: added.length, alreadyListed: unique.length - added.length };
+    },
+
+    async removeFromBlacklist(id: number) {
+      if (!(await repo.removeBlacklist(id))) throw new AppError('NOT_FOUND', `No blacklist entry ${id}`);
+      invalidate();
+    },
+
+    /* ================= model versions ================= */
+
+    async currentModel() {
+      await refresh(true);
+      const latest = await repo.latestModel();
+      return { version: model.version, model, note: latest?.note ?? null, createdBy: latest?.created_by ?? 'system', createdAt: latest ? new Date(latest.created_at).toISOString() : null };
+    },
+
+    async listModels() {
+      return (await repo.models()).map((r) => ({ version: r.version, model: r.model, note: r.note, createdBy: r.created_by, createdAt: new Date(r.created_at).toISOString() }));
+    },
+
+    /** A new version from a partial edit of the one in force (weights, allowances, thresholds, cool-downs). */
+    async createModel(patch: Partial<Omit<FraudModel, 'version'>>, note: string | null, actor: Actor) {
+      await refresh(true);
+      const next: FraudModel = {
+        ...model,
+        ...(patch.bias !== undefined ? { bias: patch.bias } : {}),
+        ...(patch.cap !== undefined ? { cap: patch.cap } : {}),
+        weights: { ...model.weights, ...(patch.weights ?? {}) },
+        allowances: { ...model.allowances, ...(patch.allowances ?? {}) },
+        thresholds: { ...model.thresholds, ...(patch.thresholds ?? {}), holdByKind: { ...model.thresholds.holdByKind, ...(patch.thresholds?.holdByKind ?? {}) } },
+        cooldown: { ...model.cooldown, ...(patch.cooldown ?? {}) },
+      };
+      const problem = validateModel(next);
+      if (problem) throw new AppError('VALIDATION', problem);
+      const { version: _v, ...body } = next;
+      let version: number | null = null;
+      for (let i = 0; i < 5 && version === null; i++) version = await repo.insertModel(body, note, actor.username, clock.now());
+      if (version === null) throw new AppError('CONFLICT', 'Another model version was saved at the same time; reload and try again');
+      await refresh(true);
+      log.info({ version, by: actor.username }, 'fraud model version saved');
+      return { version, model: { ...next, version }, note, createdBy: actor.username, createdAt: clock.now().toISOString() };
+    },
+  };
+
+  async function settledError(id: number) {
+    const [row] = await repo.reviews({ limit: 1 }, id);
+    if (!row) return new AppError('NOT_FOUND', `No review ${id}`);
+    return new AppError('CONFLICT', `Review ${id} was already ${row.status}${row.reviewer_name ? ` by ${row.reviewer_name}` : ''}`);
+  }
+}
+export type FraudService = ReturnType<typeof createFraudService>;

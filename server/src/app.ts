@@ -52,13 +52,6 @@ import { createCouponService } from './coupons/service.ts';
 import { couponMpRoutes, couponOpsRoutes, storeStaffRoutes } from './coupons/routes.ts';
 import { createAudienceService } from './audience/service.ts';
 import { audienceMpRoutes, audienceOpsRoutes } from './audience/routes.ts';
-// commerce (mall, orders, coupons, recommendations)
-import { createMallService } from './mall/service.ts';
-import { mallMpRoutes, mallOpsRoutes, mallPayNotifyRoutes } from './mall/routes.ts';
-import { createCouponService } from './coupons/service.ts';
-import { couponMpRoutes, couponOpsRoutes, storeStaffRoutes } from './coupons/routes.ts';
-import { createAudienceService } from './audience/service.ts';
-import { audienceMpRoutes, audienceOpsRoutes } from './audience/routes.ts';
 // members core
 import { mpAuthPlugin } from './members/auth.ts';
 import { createSessionService } from './members/sessions.ts';
@@ -116,13 +109,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   // ---- Capabilities ----
   const followers = createFollowersService({ db });
   const messaging = createMessagingService({ db, wechat, clock, log: app.log });
-  // ---- fraud: scoring hooks in the redemption and phone flows, review queue, blacklist, model versions ----
-  const fraud = createFraudService({
-    database, clock, log: app.log, piiKey: config.piiKey, cacheTtlMs: config.fraud.cacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
-    defaults: { ...DEFAULT_MODEL, thresholds: { ...DEFAULT_MODEL.thresholds, hold: config.fraud.hold, block: config.fraud.block, holdByKind: { ...DEFAULT_MODEL.thresholds.holdByKind, cash: config.fraud.cashHold } } },
-    audit: (actor, entry, ctx, tx) => ops.audit(actor, entry, ctx, tx),
-  });
-  const fraudHooks = config.fraud.enabled ? fraud : undefined;
   const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat });
   const campaignAdmin = createCampaignAdmin({ db, clock });
   const ops = createOpsService({ db, clock, tokenTtlS: config.ops.tokenTtlS });
@@ -130,6 +116,13 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const dialogs = createDialogStore(database);
   const ext = createExtensions();
   let kickFulfilment: () => void = () => undefined; // bound to the fulfilment worker once it exists
+  // ---- fraud: scoring hooks in the redemption and phone flows, review queue, blacklist, model versions ----
+  const fraud = createFraudService({
+    database, clock, log: app.log, piiKey: config.piiKey, cacheTtlMs: config.fraud.cacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
+    defaults: { ...DEFAULT_MODEL, thresholds: { ...DEFAULT_MODEL.thresholds, hold: config.fraud.hold, block: config.fraud.block, holdByKind: { ...DEFAULT_MODEL.thresholds.holdByKind, cash: config.fraud.cashHold } } },
+    audit: (actor, entry, ctx, tx) => ops.audit(actor, entry, ctx, tx),
+  });
+  const fraudHooks = config.fraud.enabled ? fraud : undefined;
   const redemption = createRedemptionService({
     database, clock, log: app.log, codeKey: config.codeKey, dialogs, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks,
   });
@@ -164,19 +157,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);
   const bot = createBotService({ database, clock, log: app.log, router: createRouter({ replies, followers, ext }), messaging, replyBudgetMs: config.webhook.replyBudgetMs });
-
-  // ---- commerce: points mall (+ WeChat Pay JSAPI), store-bound coupons, recommendations ----
-  const mall = createMallService({
-    database, clock, ledger, pay: createPayFromConfig(config), log: app.log,
-    config: {
-      miniprogramAppId: config.miniprogram.appId,
-      notifyUrl: config.commerce.jsapiNotifyUrl ?? (config.wechatPay.mode === 'sandbox' ? `http://127.0.0.1:${config.port}/pay/notify/jsapi` : undefined),
-      payTtlMinutes: config.commerce.payTtlMinutes, piiKey: config.piiKey, tiers: ['normal', 'silver', 'gold', 'diamond'],
-    },
-  });
-  const coupons = createCouponService({ database, clock, piiKey: config.piiKey, qrTtlS: config.commerce.couponQrTtlS });
-  const audience = createAudienceService({ database, clock });
-  await audience.seedDefaults();
 
   // ---- commerce: points mall (+ WeChat Pay JSAPI), store-bound coupons, recommendations ----
   const mall = createMallService({
@@ -226,17 +206,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await mp.register(mallMpRoutes, { mall });
     await mp.register(couponMpRoutes, { coupons });
     await mp.register(audienceMpRoutes, { audience });
-    // commerce
-    await mp.register(mallMpRoutes, { mall });
-    await mp.register(couponMpRoutes, { coupons });
-    await mp.register(audienceMpRoutes, { audience });
     // mini-program redemption
     await mp.register(mpRedeemRoutes, { mpRedeem });
   }, { prefix: '/api/mp' });
   await app.register(payNotifyRoutes, { prefix: '/pay/notify', fulfilment });
-  // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
-  await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
-  await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
   // commerce: WeChat Pay's JSAPI payment notification; store staff with their own tokens
   await app.register(mallPayNotifyRoutes, { prefix: '/pay/notify', mall });
   await app.register(storeStaffRoutes, { prefix: '/api/store', coupons });
@@ -252,8 +225,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'dedup-prune', schedule: '17 * * * *', run: () => bot.pruneDedup() },
         { name: 'fulfilment-due', schedule: '*/5 * * * * *', run: async () => void (await fulfilment.runDue()) },
         { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
-        // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
-        { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
         // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
         { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
       ], app.log)

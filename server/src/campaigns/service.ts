@@ -191,8 +191,6 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       if (!won) input.points = c.lossPoints;
     }
 
-    let drawId: string | null;
-    let balance: number | null = null;
     if (deps.fraud) {
       // The prize is known here: a hold keeps it (stock taken) but its fulfilment and points wait for review.
       const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now);
@@ -209,6 +207,8 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       }
       await deps.fraud.recordAllow(openid, verdict, c.id, redemptionId, now);
     }
+    let drawId: string | null;
+    let balance: number | null = null;
     let outcome = input.outcome;
     if (input.outcome === 'won' && prize?.limited && c.prizeMode === 'dynamic') {
       const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize.shards, 1));
@@ -305,6 +305,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   async function redeemCode(openid: string, code: string, now: Date, dialogOpen: boolean): Promise<ReplyMessage> {
     const key = keyer.key(code).toString('hex');
     const day = localDay(now);
+    // Refused (cool-down, block) before the lookup: a guessing script learns nothing about the code, which stays unused.
+    const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
+    if (gate?.refuse) return text(gate.refuse);
     const { fuse, picks } = predraw((await campaigns()).byId, code.length - 1, now);
     const row = await redeemBatch({ key, openid, at: now, day, fuse: gate?.noFuse ? null : fuse });
     if (!row.redemption_id) {
@@ -314,15 +317,12 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       const notice = deps.fraud && wrong ? await deps.fraud.onWrongCode(openid, now) : undefined;
       return notice && reply.type === 'text' ? text(`${reply.content}\n${notice}`) : reply;
     }
-    // Refused (cool-down, block) before the lookup: a guessing script learns nothing about the code, which stays unused.
-    const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
-    if (gate?.refuse) return text(gate.refuse);
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
+    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now);
     if (row.draw_id) {
       // Drawn in the same statement.
       const pick = fuse![String(c.id)]!;
-    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now);
       if (dialogOpen) await dialogs.clear(openid);
       if (pick.f_kind && pick.f_kind !== 'points') deps.onFulfilmentQueued?.();
       const prize = c.prizes.find((p) => p.id === pick.prize_id);

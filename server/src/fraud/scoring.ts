@@ -72,7 +72,7 @@ export const DEFAULT_MODEL: FraudModel = {
   version: 1,
   bias: -4,
   weights: {
-    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 0.8, redeemDay: 0.35, newAccount: 0.4,
+    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 0.8, redeemDay: 0.5, newAccount: 0.4,
     sharedPhone: 2.2, sharedDevice: 1.0, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
   },
   allowances: {

@@ -1,0 +1,124 @@
+/**
+ * The scoring function, signal by signal: honest behaviour scores at the floor and is allowed; each signal beyond its
+ * allowance raises the score, names itself among the top reasons, and crosses hold / block where the model says.
+ */
+import t from 'tap';
+import { cleanFeatures, cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, type Features, type FraudModel } from '../src/fraud/scoring.ts';
+
+const m = DEFAULT_MODEL;
+const f = (patch: Partial<Features>): Features => ({ ...cleanFeatures(), ...patch });
+const floor = score(cleanFeatures(), m).score;
+
+t.test('an honest user (one redemption, at noon, no stored signals) scores at the floor and is allowed for every prize kind', async (t) => {
+  const s = score(cleanFeatures(), m);
+  t.equal(s.reasons.length, 0);
+  t.ok(s.score < 0.05);
+  t.equal(s.modelVersion, m.version);
+  for (const kind of [null, 'points', 'coupon', 'topup', 'cash', 'physical']) t.equal(decide(s, m, kind), 'allow', String(kind));
+});
+
+t.test('honest noise stays allowed: a few typos, a new follower, a 6-pack redeemed in a row, a couple sharing a phone, a late night', async (t) => {
+  const s = score(f({ typos: 3, accountAgeMin: 2, redeemHour: 6, redeemDay: 6, sharedPhone: 2, hour: 2 }), m);
+  t.equal(decide(s, m, 'cash'), 'allow', `score ${s.score}`);
+});
+
+const cases: Array<{ name: string; feature: (typeof FEATURES)[number]; mild: Partial<Features>; strong: Partial<Features>; strongDecision: 'hold' | 'block' }> = [
+  { name: 'wrong codes (well-formed but unknown: guessing)', feature: 'unknownCodes', mild: { unknownCodes: 3 }, strong: { unknownCodes: 8 }, strongDecision: 'block' },
+  { name: 'redemption velocity in the last hour (bought codes)', feature: 'redeemHour', mild: { redeemHour: 8 }, strong: { redeemHour: 14 }, strongDecision: 'hold' },
+  { name: 'redemptions today (daily count)', feature: 'redeemDay', mild: { redeemDay: 15 }, strong: { redeemDay: 40 }, strongDecision: 'hold' },
+  { name: 'one phone shared by several accounts (farm)', feature: 'sharedPhone', mild: { sharedPhone: 3 }, strong: { sharedPhone: 5 }, strongDecision: 'hold' },
+  { name: 'one unionid / device / IP shared by several accounts', feature: 'sharedDevice', mild: { sharedDevice: 5 }, strong: { sharedDevice: 9 }, strongDecision: 'hold' },
+  { name: 'identical golden answers across accounts (bots)', feature: 'answerPrint', mild: { answerPrint: 5 }, strong: { answerPrint: 9 }, strongDecision: 'hold' },
+  { name: 'a flood of typos', feature: 'typos', mild: { typos: 10 }, strong: { typos: 16, wrongRate: 13 }, strongDecision: 'hold' },
+  { name: 'wrong attempts per minute', feature: 'wrongRate', mild: { wrongRate: 6 }, strong: { wrongRate: 13, unknownCodes: 4 }, strongDecision: 'hold' },
+];
+
+for (const c of cases) {
+  t.test(`signal: ${c.name} raises the score, is the top reason, and decides`, async (t) => {
+    const mild = score(f(c.mild), m);
+    t.ok(mild.score > floor, `mild ${mild.score} above the floor ${floor}`);
+    t.equal(mild.reasons[0]?.feature, c.feature, 'named as the top reason');
+    const strong = score(f(c.strong), m);
+    t.ok(strong.score > mild.score, 'stronger signal, higher score');
+    const d = decide(strong, m, 'points');
+    t.ok(c.strongDecision === 'block' ? d === 'block' : d === 'hold' || d === 'block', `strong → ${d}`);
+  });
+}
+
+t.test('signal: typed too fast counts, but typing speed alone never holds (capped)', async (t) => {
+  const s = score(f({ fastAnswers: 3 }), m);
+  t.equal(s.reasons[0]?.feature, 'fastAnswers');
+  t.same(score(f({ fastAnswers: 30 }), m).score, s.score, 'capped at three answers');
+  t.equal(decide(score(f({ fastAnswers: 30 }), m), m, 'cash'), 'allow');
+  t.equal(decide(score(f({ fastAnswers: 3, answerPrint: 6 }), m), m, 'points'), 'hold', 'with identical answers across accounts it holds');
+});
+
+t.test('signal: account age — a brand-new follower counts a little, an unknown age nothing', async (t) => {
+  t.ok(score(f({ accountAgeMin: 1 }), m).score > floor);
+  t.equal(score(f({ accountAgeMin: 1 }), m).reasons[0]?.feature, 'newAccount');
+  t.equal(score(f({ accountAgeMin: null }), m).score, floor);
+  t.equal(score(f({ accountAgeMin: 60 * 24 }), m).score, floor);
+});
+
+t.test('signal: time of day — 01:00–05:59 counts a little', async (t) => {
+  t.equal(score(f({ hour: 3 }), m).reasons[0]?.feature, 'nightHour');
+  t.equal(score(f({ hour: 6 }), m).score, floor);
+  t.equal(score(f({ hour: 0 }), m).score, floor);
+});
+
+t.test('signal: campaign-wide burst and cash-only preference count', async (t) => {
+  t.equal(score(f({ campaignBurst: 8 }), m).reasons[0]?.feature, 'campaignBurst');
+  t.equal(score(f({ cashOnly: 1 }), m).reasons[0]?.feature, 'cashOnly');
+});
+
+t.test('signal: a blacklist hit (openid, unionid, phone, IP) blocks on its own', async (t) => {
+  const s = score(f({ blacklisted: 1 }), m);
+  t.equal(s.reasons[0]?.feature, 'blacklisted');
+  t.equal(decide(s, m, null), 'block');
+});
+
+t.test('reasons: at most three, largest contribution first', async (t) => {
+  const s = score(f({ unknownCodes: 4, redeemHour: 9, sharedPhone: 4, answerPrint: 5, hour: 3 }), m);
+  t.equal(s.reasons.length, 3);
+  t.ok(s.reasons[0]!.contribution >= s.reasons[1]!.contribution && s.reasons[1]!.contribution >= s.reasons[2]!.contribution);
+});
+
+t.test('decide: cash has a lower hold threshold than points; block is above both', async (t) => {
+  const s = score(f({ sharedPhone: 3, accountAgeMin: 1, fastAnswers: 1 }), m);
+  t.equal(decide(s, m, 'points'), 'allow', `score ${s.score}`);
+  t.equal(decide(s, m, 'cash'), 'hold');
+});
+
+t.test('the score is pure and monotone in every signal', async (t) => {
+  const base = f({ unknownCodes: 2, redeemHour: 7 });
+  t.same(score(base, m), score({ ...base }, m));
+  for (const k of ['unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'sharedPhone', 'sharedDevice', 'answerPrint', 'fastAnswers', 'campaignBurst'] as const) {
+    t.ok(score({ ...base, [k]: (base[k] as number) + 5 }, m).score >= score(base, m).score, k);
+  }
+});
+
+t.test('cool-downs grow with each wrong code beyond the free ones', async (t) => {
+  t.equal(cooldownFor(1, 0, m), 0);
+  t.equal(cooldownFor(3, 0, m), 0);
+  t.equal(cooldownFor(4, 0, m), 60);
+  t.equal(cooldownFor(5, 1, m), 300);
+  t.equal(cooldownFor(6, 2, m), 1800);
+  t.equal(cooldownFor(50, 40, m), 86_400, 'the last step repeats');
+});
+
+t.test('model validation refuses broken edits', async (t) => {
+  t.equal(validateModel(m), null);
+  t.match(validateModel({ ...m, thresholds: { ...m.thresholds, hold: 0.95, block: 0.9 } }), /hold ≤ block/);
+  t.match(validateModel({ ...m, weights: { ...m.weights, sharedPhone: Number.NaN } } as FraudModel), /weights.sharedPhone/);
+  t.match(validateModel({ ...m, cooldown: { ...m.cooldown, stepsS: [60, -1] } }), /stepsS/);
+});
+
+t.test('cost: scoring stays in the microseconds', async (t) => {
+  const vectors = Array.from({ length: 1000 }, (_, i) => f({ unknownCodes: i % 5, redeemHour: (i % 9) + 1, sharedPhone: i % 4, hour: i % 24 }));
+  const start = process.hrtime.bigint();
+  let sink = 0;
+  for (let r = 0; r < 50; r++) for (const v of vectors) sink += score(v, m).score;
+  const perCallUs = Number(process.hrtime.bigint() - start) / 1000 / 50_000;
+  t.ok(sink > 0);
+  t.ok(perCallUs < 50, `${perCallUs.toFixed(2)} µs per score()`);
+});

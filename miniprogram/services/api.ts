@@ -183,9 +183,9 @@ export function rememberInvite(code: string): void {
 
 /** Forget the session (after deleting the account). */
 export function logout(): void {
-  session = null;
-  member = null;
   wx.removeStorageSync(STORAGE_KEY);
+  session = undefined; // read from storage again, as after a restart of the mini program
+  member = null;
 }
 
 /** Log in now (app launch), so the first page's calls do not wait for it. */

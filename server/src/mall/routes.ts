@@ -13,7 +13,7 @@ import {
   PlaceOrderBodySchema, PlaceOrderResponseSchema, RequestPaymentSchema, ShipBodySchema,
 } from '../../../shared/mall.ts';
 import { requireLogin, requireRole } from '../ops/auth.ts';
-import type { MallService } from './service.ts';
+import { needsAddress, type MallService } from './service.ts';
 import type { MallItem, MallOrder } from './tables.ts';
 
 const errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 403: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema, 422: ErrorResponseSchema, 502: ErrorResponseSchema };
@@ -41,7 +41,7 @@ export const mallMpRoutes: FastifyPluginAsyncTypebox<{ mall: MallService }> = as
     schema: { tags, security, summary: 'Mall items on sale, with what I may still order', response: { 200: Type.Array(MpMallItemSchema), 401: ErrorResponseSchema } },
   }, async (req) => (await mall.catalogue(memberOf(req))).map(({ item, remainingForMe, tierOk }) => ({
     id: item.id, kind: item.kind, title: item.title, description: item.description, imageUrl: item.imageUrl, points: item.points, cashFen: item.cashFen,
-    stock: item.stock, perMemberLimit: item.perMemberLimit, remainingForMe, minTier: item.minTier, tierOk, needsAddress: item.kind === 'physical' || item.kind === 'sample',
+    stock: item.stock, perMemberLimit: item.perMemberLimit, remainingForMe, minTier: item.minTier, tierOk, needsAddress: needsAddress(item),
   })));
 
   app.post('/mall/orders', {

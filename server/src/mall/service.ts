@@ -77,6 +77,9 @@ export type NotifyOutcome = { status: number; code: 'SUCCESS' | 'FAIL'; message:
 const COUPON_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
 const PREPAY_VALID_MS = 110 * 60_000; // prepay_id lives 2 h; ask again a little before
 
+/** Goods are shipped: physical gifts, samples, and points + cash items that are not a coupon. */
+export const needsAddress = (item: Pick<MallItem, 'kind' | 'coupon'>) => item.kind === 'physical' || item.kind === 'sample' || (item.kind === 'points_cash' && !item.coupon);
+
 export const outTradeNoOf = (orderId: number) => `MALL${String(orderId).padStart(10, '0')}`;
 const ledgerKey = (orderId: number) => `mall:order:${orderId}`;
 
@@ -130,7 +133,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
 
   /** What happens once an order is paid: coupons are issued at once; goods wait for ops to ship them. */
   async function fulfilPaid(tx: Tx, order: MallOrder): Promise<MallOrder> {
-    if (order.kind !== 'coupon') return order;
+    if (order.kind !== 'coupon' && order.kind !== 'points_cash') return order;
     const [item] = await tx.select().from(mallItems).where(eq(mallItems.id, order.itemId));
     if (!item?.coupon) return order;
     const couponId = await issueCoupon(tx, order, item.coupon);
@@ -266,7 +269,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       }
     }
     const from: OrderState[] = byOps ? ['awaiting_payment', 'paid'] : ['awaiting_payment', 'paid'];
-    if (order.state === 'paid' && order.kind === 'coupon') throw new AppError('CONFLICT', '优惠券已发放，无法取消');
+    if (order.couponId !== null) throw new AppError('CONFLICT', '优惠券已发放，无法取消');
     const to = order.state === 'paid' && order.cashFen > 0 ? 'refund_pending' : 'cancelled';
     const row = await db.transaction((tx) => cancelInTx(tx, order, from, to, note));
     if (!row) {
@@ -338,7 +341,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       }
       const [item] = await db.select().from(mallItems).where(eq(mallItems.id, input.itemId));
       if (!item || item.status !== 'active') throw new AppError('NOT_FOUND', '商品不存在或已下架');
-      if ((item.kind === 'physical' || item.kind === 'sample') && !input.address) throw new AppError('VALIDATION', '请填写收货地址', { reason: 'address_required' });
+      if (needsAddress(item) && !input.address) throw new AppError('VALIDATION', '请填写收货地址', { reason: 'address_required' });
       if (!(await tierAllows(member.memberId, item.minTier))) throw new AppError('FORBIDDEN', '该商品为会员等级专享', { reason: 'tier', minTier: item.minTier });
       if (item.kind === 'points_cash') requirePay();
       const now = clock.now();

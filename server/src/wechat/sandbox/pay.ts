@@ -124,6 +124,8 @@ export class PaySandboxState {
   /** JSAPI orders by out_trade_no. */
   readonly transactions = new Map<string, JsapiTransaction>();
   readonly notifications: SentNotification[] = [];
+  /** Every /v3 request as `METHOD path` (query-before-retry is visible to tests). */
+  readonly calls: string[] = [];
   /** Failures to answer the next /v3 calls with. */
   readonly failNext: InjectedFailure[] = [];
   readonly merchantKey;
@@ -380,6 +382,7 @@ export function paySandboxPlugin(state: PaySandboxState): FastifyPluginAsync {
           }
         });
         if (!ok) return fail(reply, [401, 'SIGN_ERROR', '签名错误，请检查后再试']);
+        state.calls.push(`${req.method} ${prefix && req.url.startsWith(prefix) ? req.url.slice(prefix.length) : req.url}`);
         const injected = state.failNext.shift();
         if (injected) return fail(reply, [injected.status, injected.code, injected.code === 'SYSTEM_ERROR' ? '系统错误，请使用相同参数稍后重新调用' : '频率超限，请降低请求频率']);
         return undefined;

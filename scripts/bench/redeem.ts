@@ -528,6 +528,8 @@ async function runWebhook(ctx: WebhookRunContext, round: number, durationS: numb
   let bad = 0;
   const runOutcomes: Record<string, number> = {};
   const latencies = new LatencyRecorder(pool.length);
+  // Latency by draw result (setupRequest → onResponse, a little wider than autocannon's): which replies are the tail?
+  const byOutcome = new Map<Outcome, LatencyRecorder>();
   const warnBefore = server.logs.warnOrWorse;
   const endCpu = startServerCpuMeasurement(server.pid, server.database);
   const poolStart = pool[0]?.codeIndex ?? set.cursor;
@@ -560,7 +562,8 @@ async function runWebhook(ctx: WebhookRunContext, round: number, durationS: numb
             status[next.codeIndex] = SENT;
             ctx.users[next.codeIndex] = next.user;
             highestIndex = Math.max(highestIndex, next.codeIndex);
-            (context as { req?: WebhookRequest }).req = next;
+            (context as { req?: WebhookRequest; t0?: number }).req = next;
+            (context as { t0?: number }).t0 = performance.now();
             req.path = next.path;
             req.body = next.body;
             return req;
@@ -577,6 +580,12 @@ async function runWebhook(ctx: WebhookRunContext, round: number, durationS: numb
               outcome = classifyReply(replyContent(body, opts.mode, crypt, creds, q));
             }
             if (outcome) {
+              const t0 = (context as { t0?: number }).t0;
+              if (t0 !== undefined) {
+                let rec = byOutcome.get(outcome);
+                if (!rec) byOutcome.set(outcome, (rec = new LatencyRecorder(1024)));
+                rec.add(performance.now() - t0);
+              }
               ok++;
               runOutcomes[outcome] = (runOutcomes[outcome] ?? 0) + 1;
               ctx.outcomes[outcome]++;
@@ -604,6 +613,11 @@ async function runWebhook(ctx: WebhookRunContext, round: number, durationS: numb
   const notes: string[] = [];
   if (onTheFly > 0) notes.push(`${fmt(onTheFly)} requests generated during the run (pool ran out)`);
   if (exhausted > 0) notes.push(`${fmt(exhausted)} requests re-sent a used code (no fresh codes left)`);
+  const tail = [...byOutcome].map(([o, rec]) => {
+    const [q50, q99] = rec.percentiles(50, 99);
+    return `${o} p50 ${q50!.toFixed(1)} / p99 ${q99!.toFixed(1)} ms`;
+  });
+  if (tail.length > 0) notes.push(`latency by result: ${tail.join('; ')}`);
   const run: RunResult = {
     path: 'webhook',
     round,

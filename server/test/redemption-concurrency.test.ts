@@ -4,6 +4,7 @@
  * a deck issues exactly its cards. Full sizes on PostgreSQL; PGlite (one connection) runs smaller ones.
  */
 import t from 'tap';
+import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.ts';
 import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
@@ -109,4 +110,33 @@ t.test('odds hold when a limited prize competes with unlimited ones (the pick ma
   t.equal(replies.filter((r) => /恭喜/.test(r.content ?? '')).length, N, 'every draw won one of the two');
   // Binomial(300, 0.5): mean 150, sd ≈ 8.7. Re-picking after a limited pick would give ≈ 75.
   t.ok(topups > 110 && topups < 190, `limited prize drawn ${topups} of ${N} times at 50 % odds`);
+});
+
+t.test('a limited prize is taken in the redemption statement; with every shard busy the draw waits in its own transaction', { skip: !onPostgres && 'needs a second connection (PostgreSQL)' }, async (t) => {
+  const { database, config, sim } = await buildTestApp(t);
+  const { codes, prizes } = await seedCampaign(database, config.codeKey, {
+    unlockMin: 0, questions: [], codes: 3, shards: 2,
+    prizes: [{ name: '5元话费', kind: 'topup', value: 500, weight: 1, totalStock: 2 }],
+  });
+  // Free shards: taken at once, in the statement that redeems the code.
+  const first = await sim.text('oBusy1', codes[0]!);
+  t.match(first.content, /恭喜/);
+  // Another transaction holds every shard: the code is still redeemed, and the draw waits for the shard, not fails.
+  const holder = new pg.Client({ connectionString: (database as { url?: string }).url });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('BEGIN');
+  await holder.query('SELECT * FROM prize_stock_shards FOR UPDATE');
+  const pending = sim.text('oBusy2', codes[1]!);
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await count(database, 'redemptions', `openid = 'oBusy2'`), 1, 'the code was redeemed while the shards were busy');
+  t.equal(await count(database, 'draws', `openid = 'oBusy2'`), 0, 'and its draw is waiting for a shard');
+  await holder.query('COMMIT');
+  t.match((await pending).content, /恭喜/, 'the waiting draw took the last unit once the shard was free');
+  // Nothing left: the next pre-drawn unit is out of stock in the redemption statement itself.
+  t.match((await sim.text('oBusy3', codes[2]!)).content, /奖品已发完/);
+  t.equal(await count(database, 'draws', `prize_id = ${prizes[0]!.id}`), 2);
+  t.equal(await count(database, 'fulfilments', `kind = 'topup'`), 2);
+  const [{ left }] = (await database.query<{ left: number }>(sql`SELECT sum(remaining)::int AS left FROM prize_stock_shards`)) as [{ left: number }];
+  t.equal(left, 0);
 });

@@ -42,6 +42,11 @@ export interface FusedDraw {
   f_kind: string | null;
   f_amount: number;
   points: number;
+  /** A prize with limited stock: the statement takes one unit from a shard (the preferred one first). */
+  limited: boolean;
+  shard: number;
+  /** Consolation points when the limited prize turns out to be gone. */
+  loss_points: number;
 }
 
 export interface RedeemRow {
@@ -49,6 +54,8 @@ export interface RedeemRow {
   redemption_id: string | null;
   /** Set when the draw happened in the same statement. */
   draw_id: string | null;
+  /** The draw's outcome then (a pre-drawn limited prize may have been out of stock). */
+  fused_outcome: 'won' | 'lost' | 'out_of_stock' | null;
   balance: string | number | null;
   campaign_id: number | null;
   batch_status: string | null;
@@ -170,7 +177,7 @@ WITH input AS (
   FROM cand JOIN lim ON lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
   WHERE c.key = ANY(ARRAY(SELECT key FROM cand)) AND c.key = cand.key AND c.redeemed_at IS NULL
   RETURNING cand.ord
-), won AS (
+), won0 AS (
   -- Redeemed now. The caller pre-drew for each campaign the code may belong to (\`fuse\`, keyed by campaign id);
   -- when the profile already unlocks the draw, the draw happens in this same statement (one commit).
   SELECT cand.*, pk.pick,
@@ -181,26 +188,39 @@ WITH input AS (
              WHERE NOT EXISTS (SELECT 1 FROM profile_answers pa WHERE pa.openid = cand.openid AND pa.question_key = rk.k)) AS fused
   FROM cand JOIN upd ON upd.ord = cand.ord
   CROSS JOIN LATERAL (SELECT cand.fuse -> cand.campaign_id::text AS pick) pk
+), won AS (
+  -- A pre-drawn prize with limited stock takes its unit here (take_prize_stock, migration 0004): true = taken,
+  -- false = none left (the draw records out_of_stock), NULL = every shard busy: then the code is redeemed but not
+  -- drawn, and the caller draws in the stock transaction that may wait. Volatile: evaluated once per row.
+  SELECT w.*, s.stock_ok, w.fused AND (s.stock_ok IS NOT NULL OR NOT l.limited) AS drawn
+  FROM won0 w
+  CROSS JOIN LATERAL (SELECT w.fused AND coalesce((w.pick ->> 'limited')::boolean, false) AND w.pick ->> 'outcome' = 'won' AS limited) l
+  CROSS JOIN LATERAL (SELECT CASE WHEN l.limited THEN take_prize_stock((w.pick ->> 'prize_id')::int, (w.pick ->> 'shard')::int, w.day) END AS stock_ok) s
 ), red AS (
   INSERT INTO redemptions (campaign_id, batch_id, code_key, openid, status, deck_prize_id, redeemed_at, drawn_at)
-  SELECT campaign_id, batch_id, key, openid, CASE WHEN fused THEN 'drawn' ELSE 'redeemed' END, prize_id, at, CASE WHEN fused THEN at END
+  SELECT campaign_id, batch_id, key, openid, CASE WHEN drawn THEN 'drawn' ELSE 'redeemed' END, prize_id, at, CASE WHEN drawn THEN at END
   FROM won ORDER BY key
   RETURNING id, code_key
 ), g0 AS (
-  SELECT won.*, red.id AS redemption_id FROM won JOIN red ON red.code_key = won.key WHERE won.fused
+  SELECT won.ord, won.openid, won.campaign_id, won.at, won.pick, red.id AS redemption_id,
+    CASE WHEN won.stock_ok IS FALSE THEN 'out_of_stock' ELSE won.pick ->> 'outcome' END AS outcome,
+    CASE WHEN won.stock_ok IS FALSE THEN NULL ELSE (won.pick ->> 'prize_id')::int END AS prize_id,
+    CASE WHEN won.stock_ok IS FALSE THEN NULL ELSE won.pick ->> 'f_kind' END AS f_kind,
+    CASE WHEN won.stock_ok IS FALSE THEN 0 ELSE (won.pick ->> 'f_amount')::int END AS f_amount,
+    CASE WHEN won.stock_ok IS FALSE THEN (won.pick ->> 'loss_points')::int ELSE (won.pick ->> 'points')::int END AS points
+  FROM won JOIN red ON red.code_key = won.key WHERE won.drawn
 ), d AS (
   INSERT INTO draws (redemption_id, campaign_id, openid, mode, eligible, roll, drawn_prize_id, prize_id, outcome, created_at)
   SELECT redemption_id, campaign_id, openid, 'dynamic', pick -> 'eligible', (pick ->> 'roll')::bigint, (pick ->> 'drawn_prize_id')::int,
-         (pick ->> 'prize_id')::int, pick ->> 'outcome', at
+         prize_id, outcome, at
   FROM g0 ORDER BY redemption_id
   RETURNING id, redemption_id
 ), g AS (
-  SELECT g0.openid, g0.campaign_id, (g0.pick ->> 'prize_id')::int AS prize_id, g0.pick ->> 'outcome' AS outcome, g0.at,
-         g0.pick ->> 'f_kind' AS f_kind, (g0.pick ->> 'f_amount')::int AS f_amount, (g0.pick ->> 'points')::int AS points,
-         d.id AS draw_id, CASE WHEN g0.pick ->> 'outcome' = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key, g0.ord
+  SELECT g0.openid, g0.campaign_id, g0.prize_id, g0.outcome, g0.at, g0.f_kind, g0.f_amount, g0.points,
+         d.id AS draw_id, CASE WHEN g0.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key, g0.ord
   FROM g0 JOIN d ON d.redemption_id = g0.redemption_id
 ${DRAW_TAIL}
-SELECT i.ord, red.id::text AS redemption_id, g.draw_id::text AS draw_id, acct.balance, info.campaign_id, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
+SELECT i.ord, red.id::text AS redemption_id, g.draw_id::text AS draw_id, g.outcome AS fused_outcome, acct.balance, info.campaign_id, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
   info.redeemed_by, info.redeemed_at, (lim.openid IS NOT NULL) AS counted, (cand.ord IS NOT NULL) AS candidate,
   u2.day::text AS c_day, u2.day_count, u2.total, info.per_day, info.per_campaign, info.prize_id AS deck_prize_id,
   CASE WHEN red.id IS NULL OR g.draw_id IS NOT NULL THEN '[]'::jsonb ELSE
@@ -235,7 +255,7 @@ export function createRedeemRepo(database: Database) {
   return {
     async redeemMany(items: RedeemInput[]): Promise<RedeemRow[]> {
       const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day, fuse: r.fuse })));
-      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v2', REDEEM_SQL, [input], { plan: 'generic' }));
+      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v3', REDEEM_SQL, [input], { plan: 'generic' }));
       return rows.sort((a, b) => a.ord - b.ord);
     },
 

@@ -82,6 +82,8 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   const { database, clock, log, dialogs } = deps;
   const repo = createRedeemRepo(database);
   const keyer = createLookupKeyer(deps.codeKey);
+  /** The shard a limited prize's unit is taken from first (spreads concurrent draws over the shards). */
+  const randomShard = (shards: number) => (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(shards, 1));
 
   /* ---- campaign cache ---- */
   let cache: { at: number; byId: Map<number, CachedCampaign>; lengths: number[] } | undefined;
@@ -279,8 +281,8 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
 
   /**
    * Draws decided ahead for each live campaign with this code length, so that a user whose profile already unlocks
-   * the draw gets it in the redemption statement itself. Not for deck mode, campaigns that re-ask answered questions,
-   * or a picked prize with limited stock (those draw in a second step, the stock one in its own transaction).
+   * the draw gets it in the redemption statement itself, a limited prize's unit of stock included. Not for deck mode
+   * or campaigns that re-ask answered questions (those draw in a second step).
    */
   function predraw(all: Map<number, CachedCampaign>, codeLength: number, now: Date): { fuse: Record<string, FusedDraw> | null; picks: Map<number, LotteryPick> } {
     let out: Record<string, FusedDraw> | null = null;
@@ -290,13 +292,14 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       const pick = weightedPick(c.prizes, deps.random);
       picks.set(c.id, pick);
       const prize = c.prizes.find((p) => p.id === pick.prizeId);
-      if (prize?.limited) continue; // drawn after the redemption, with this same pick, in the stock transaction
       const won = !!prize && prize.kind !== 'thanks';
       const f = fulfilmentOf(won ? prize : undefined);
       (out ??= {})[String(c.id)] = {
         keys: c.questions.map((q) => q.key), required: c.questions.filter((q) => q.required).map((q) => q.key), min: Math.min(c.unlockMin, c.questions.length),
         eligible: pick.eligible, roll: pick.roll, drawn_prize_id: pick.prizeId, prize_id: won ? prize!.id : null, outcome: won ? 'won' : 'lost',
         f_kind: f.fulfilKind, f_amount: f.fulfilAmount, points: won ? f.points : c.lossPoints,
+        // A limited prize takes its unit in the redemption statement (or, with every shard busy, in the stock transaction).
+        limited: won && prize!.limited, shard: won && prize!.limited ? randomShard(prize!.shards) : 0, loss_points: c.lossPoints,
       };
     }
     return { fuse: out, picks };
@@ -323,10 +326,12 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     if (row.draw_id) {
       // Drawn in the same statement.
       const pick = fuse![String(c.id)]!;
+      const outcome = row.fused_outcome ?? pick.outcome;
       if (dialogOpen) await dialogs.clear(openid);
-      if (pick.f_kind && pick.f_kind !== 'points') deps.onFulfilmentQueued?.();
-      const prize = c.prizes.find((p) => p.id === pick.prize_id);
-      return text(resultText(c, prize, pick.outcome, pick.points, row.balance != null ? Number(row.balance) : null));
+      if (outcome === 'won' && pick.f_kind && pick.f_kind !== 'points') deps.onFulfilmentQueued?.();
+      const prize = outcome === 'won' ? c.prizes.find((p) => p.id === pick.prize_id) : undefined;
+      const points = outcome === 'out_of_stock' ? pick.loss_points : pick.points;
+      return text(resultText(c, prize, outcome, points, row.balance != null ? Number(row.balance) : null));
     }
     return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true, dialogOpen, picks.get(c.id));
   }

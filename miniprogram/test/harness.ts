@@ -40,6 +40,8 @@ export interface WxCall {
 export interface TestWxOptions {
   /** A wx.login code (e.g. minted by the WeChat sandbox for a chosen identity). */
   login: () => Promise<string>;
+  /** What the WeChat client does with a wx.requestPayment object (e.g. pay it at the pay sandbox); true = paid. */
+  pay?: (params: Record<string, unknown>) => Promise<boolean>;
 }
 
 export function installWx(opts: TestWxOptions) {
@@ -117,8 +119,14 @@ export function installWx(opts: TestWxOptions) {
     setClipboardData: (o: any) => { state.clipboard = o.data; o.success?.({}); },
     canIUse: () => true,
     requestPayment: (o: any) => {
-      payments.push(o);
-      setTimeout(() => (state.paymentFails ? o.fail?.({ errMsg: 'requestPayment:fail cancel' }) : o.success?.({ errMsg: 'requestPayment:ok' })), 0);
+      const { success, fail, complete, ...params } = o;
+      payments.push(params);
+      void track((async () => {
+        const ok = !state.paymentFails && (opts.pay ? await opts.pay(params) : true);
+        if (ok) success?.({ errMsg: 'requestPayment:ok' });
+        else fail?.({ errMsg: 'requestPayment:fail cancel' });
+        complete?.({});
+      })());
     },
     requestMerchantTransfer: (o: any) => { setTimeout(() => o.success?.({}), 0); },
     previewImage: () => undefined,

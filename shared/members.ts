@@ -57,3 +57,67 @@ export type MpSession = Static<typeof MpSessionSchema>;
 export type MpLoginResponse = Static<typeof MpLoginResponseSchema>;
 export type BindPhoneBody = Static<typeof BindPhoneBodySchema>;
 export type BindPhoneResponse = Static<typeof BindPhoneResponseSchema>;
+
+// ---- member centre, points ----
+
+export const TierSchema = Type.Object({
+  key: TierNameSchema,
+  name: Type.String(),
+  minPoints: Type.Integer(),
+  /** ×1.5 is 150. */
+  multiplierPct: Type.Integer(),
+  monthlyCoupon: Type.Union([Type.Object({ title: Type.String(), valueFen: Type.Integer(), validDays: Type.Integer() }), Type.Null()]),
+  reservedItems: Type.Boolean(),
+});
+
+export const MemberCentreSchema = Type.Object({
+  member: MemberMeSchema,
+  tier: TierSchema,
+  next: Type.Union([TierSchema, Type.Null()]),
+  /** Points earned within the tier window (what tiers are decided on). */
+  rollingPoints: Type.Integer(),
+  /** Still to earn for the next tier; 0 at the top. */
+  toNext: Type.Integer(),
+  /** Points that expire next, and when (China date), within 30 days. */
+  expiring: Type.Object({ points: Type.Integer(), on: Type.Union([Type.String(), Type.Null()]) }),
+  checkedInToday: Type.Boolean(),
+});
+
+export const PointsEntrySchema = Type.Object({
+  id: Type.Integer(),
+  delta: Type.Integer(),
+  balanceAfter: Type.Integer(),
+  /** e.g. earn:daily_checkin, draw, expire, mall:order */
+  reason: Type.String(),
+  /** What the member sees, in Chinese. */
+  title: Type.String(),
+  createdAt: Type.String(),
+});
+
+export const PointsHistoryQuerySchema = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  /** Entries older than this id (paging). */
+  before: Type.Optional(Type.Integer({ minimum: 1 })),
+}, { additionalProperties: false });
+
+export const PointsHistorySchema = Type.Object({
+  balance: Type.Integer(),
+  entries: Type.Array(PointsEntrySchema),
+  /** Pass as `before` for the next page; null at the end. */
+  nextBefore: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+export const CheckInResponseSchema = Type.Object({
+  day: Type.String(),
+  /** false when already checked in today (nothing changed). */
+  firstToday: Type.Boolean(),
+  points: Type.Integer(),
+  balance: Type.Integer(),
+});
+
+export type Tier = Static<typeof TierSchema>;
+export type MemberCentre = Static<typeof MemberCentreSchema>;
+export type PointsEntry = Static<typeof PointsEntrySchema>;
+export type PointsHistoryQuery = Static<typeof PointsHistoryQuerySchema>;
+export type PointsHistory = Static<typeof PointsHistorySchema>;
+export type CheckInResponse = Static<typeof CheckInResponseSchema>;

@@ -62,6 +62,118 @@ CREATE TABLE "member_events" (
 --> statement-breakpoint
 CREATE INDEX "member_events_member_idx" ON "member_events" USING btree ("member_id","created_at");
 --> statement-breakpoint
+CREATE TABLE "earn_rules" (
+	"key" text PRIMARY KEY NOT NULL,
+	"points" integer NOT NULL,
+	"enabled" boolean DEFAULT true NOT NULL,
+	"daily_cap" integer,
+	"tier_multiplier" boolean DEFAULT true NOT NULL,
+	"validity_days" integer DEFAULT 365 NOT NULL,
+	"description" text DEFAULT '' NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "earn_rules_points" CHECK ("earn_rules"."points" >= 0),
+	CONSTRAINT "earn_rules_validity" CHECK ("earn_rules"."validity_days" > 0)
+);
+--> statement-breakpoint
+CREATE TABLE "points_lots" (
+	"id" bigserial PRIMARY KEY NOT NULL,
+	"openid" text NOT NULL,
+	"ledger_id" bigint,
+	"points" integer NOT NULL,
+	"remaining" integer NOT NULL,
+	"earned_at" timestamp with time zone NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL,
+	CONSTRAINT "points_lots_remaining" CHECK ("points_lots"."remaining" >= 0 AND "points_lots"."remaining" <= "points_lots"."points")
+);
+--> statement-breakpoint
+CREATE INDEX "points_lots_open_idx" ON "points_lots" USING btree ("openid","expires_at") WHERE "points_lots"."remaining" > 0;
+--> statement-breakpoint
+CREATE INDEX "points_lots_due_idx" ON "points_lots" USING btree ("expires_at") WHERE "points_lots"."remaining" > 0;
+--> statement-breakpoint
+CREATE TABLE "points_expiry_reminders" (
+	"openid" text NOT NULL,
+	"expires_on" text NOT NULL,
+	"points" integer NOT NULL,
+	"channel" text NOT NULL,
+	"status" text NOT NULL,
+	"created_at" timestamp with time zone NOT NULL,
+	CONSTRAINT "points_expiry_reminders_openid_expires_on_pk" PRIMARY KEY("openid","expires_on")
+);
+--> statement-breakpoint
+CREATE TABLE "purchase_imports" (
+	"id" bigserial PRIMARY KEY NOT NULL,
+	"rows" integer NOT NULL,
+	"credited" integer NOT NULL,
+	"duplicates" integer NOT NULL,
+	"rejected" integer NOT NULL,
+	"report" jsonb NOT NULL,
+	"created_by" text,
+	"created_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE "member_tiers" (
+	"key" text PRIMARY KEY NOT NULL,
+	"name" text NOT NULL,
+	"position" integer NOT NULL,
+	"min_points" integer NOT NULL,
+	"window_days" integer DEFAULT 365 NOT NULL,
+	"multiplier_pct" integer DEFAULT 100 NOT NULL,
+	"monthly_coupon" jsonb,
+	"reserved_items" boolean DEFAULT false NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "member_tiers_multiplier" CHECK ("member_tiers"."multiplier_pct" >= 100 AND "member_tiers"."multiplier_pct" <= 1000),
+	CONSTRAINT "member_tiers_min" CHECK ("member_tiers"."min_points" >= 0)
+);
+--> statement-breakpoint
+-- Lots follow every points_ledger row, whoever writes it (ledger API, draw statements, mall): a credit opens a lot
+-- (validity from detail.validityDays, else 365 days), a debit consumes open lots earliest-expiry first. Writers
+-- hold the account row lock, so this runs one at a time per user.
+CREATE FUNCTION "points_lots_apply"() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	need integer;
+	lot record;
+	take integer;
+BEGIN
+	IF NEW.delta > 0 THEN
+		INSERT INTO points_lots (openid, ledger_id, points, remaining, earned_at, expires_at)
+		VALUES (NEW.openid, NEW.id, NEW.delta, NEW.delta, NEW.created_at,
+			NEW.created_at + make_interval(days => COALESCE(CASE WHEN jsonb_typeof(NEW.detail) = 'object' AND (NEW.detail->>'validityDays') ~ '^[0-9]{1,5}$' THEN (NEW.detail->>'validityDays')::int END, 365)));
+	ELSIF NEW.delta < 0 THEN
+		need := -NEW.delta;
+		FOR lot IN SELECT id, remaining FROM points_lots WHERE openid = NEW.openid AND remaining > 0 ORDER BY expires_at, id FOR UPDATE LOOP
+			EXIT WHEN need <= 0;
+			take := LEAST(need, lot.remaining);
+			UPDATE points_lots SET remaining = remaining - take WHERE id = lot.id;
+			need := need - take;
+		END LOOP;
+	END IF;
+	RETURN NULL;
+END $$;
+--> statement-breakpoint
+CREATE TRIGGER "points_ledger_lots" AFTER INSERT ON "points_ledger" FOR EACH ROW EXECUTE FUNCTION "points_lots_apply"();
+--> statement-breakpoint
+-- Balances from before lots existed: one opening lot each, valid for a year from now.
+INSERT INTO "points_lots" ("openid", "ledger_id", "points", "remaining", "earned_at", "expires_at")
+SELECT "openid", NULL, "balance"::int, "balance"::int, now(), now() + interval '365 days' FROM "points_accounts" WHERE "balance" > 0;
+--> statement-breakpoint
+INSERT INTO "earn_rules" ("key", "points", "daily_cap", "tier_multiplier", "description") VALUES
+	('follow', 50, NULL, false, '关注公众号'),
+	('bind_phone', 100, NULL, false, '绑定手机号'),
+	('complete_profile', 50, NULL, false, '完善资料'),
+	('redemption', 10, NULL, true, '扫码兑奖'),
+	('daily_checkin', 5, 1, true, '每日签到'),
+	('interaction', 1, 5, true, '互动'),
+	('purchase', 1, NULL, true, '购买（每元积分）'),
+	('invite_reward', 200, NULL, false, '邀请好友成为会员')
+ON CONFLICT DO NOTHING;
+--> statement-breakpoint
+INSERT INTO "member_tiers" ("key", "name", "position", "min_points", "multiplier_pct", "monthly_coupon", "reserved_items") VALUES
+	('normal', '普通会员', 0, 0, 100, NULL, false),
+	('silver', '银卡会员', 1, 1000, 120, '{"title":"银卡月度券","valueFen":500,"validDays":30}', false),
+	('gold', '金卡会员', 2, 5000, 150, '{"title":"金卡月度券","valueFen":1000,"validDays":30}', true),
+	('diamond', '钻石会员', 3, 20000, 200, '{"title":"钻石月度券","valueFen":2000,"validDays":30}', true)
+ON CONFLICT DO NOTHING;
+--> statement-breakpoint
 -- commerce (mall, orders, coupons, recommendations)
 CREATE TABLE "mall_items" (
 	"id" serial PRIMARY KEY NOT NULL,

@@ -57,6 +57,11 @@ import { mpAuthPlugin } from './members/auth.ts';
 import { createSessionService } from './members/sessions.ts';
 import { createMemberHooks, createMembersService } from './members/service.ts';
 import { memberMpRoutes } from './members/routes.ts';
+import { memberOpsRoutes } from './members/ops-routes.ts';
+import { createTiers } from './members/tiers.ts';
+import { createEarn } from './members/earn.ts';
+import { createMemberPoints } from './members/points.ts';
+import { registerMemberChat, createReminderSender } from './members/chat.ts';
 // mini-program redemption
 import { createMpRedeemService } from './campaigns/mp-redeem.ts';
 import { mpRedeemRoutes } from './campaigns/mp-routes.ts';
@@ -151,6 +156,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const sessions = createSessionService({ db, clock, ttlS: config.miniprogram.sessionTtlS, refreshTtlS: config.miniprogram.refreshTtlS });
   const memberHooks = createMemberHooks();
   const members = createMembersService({ db, clock, piiKey: config.piiKey, sessions, ledger, mina: minaOrFail, hooks: memberHooks });
+  const tiers = createTiers({ db, clock });
+  const earn = createEarn({
+    db, clock, ledger, tiers, piiKey: config.piiKey,
+    remind: createReminderSender({ messaging, mina, templateId: config.miniprogram.pointsExpiryTemplateId, log: app.log }),
+  });
+  const memberPoints = createMemberPoints({ db, ledger, earn, tiers, members, now: () => clock.now() });
+  memberHooks.phoneBound.push(async (m) => void (await earn.earn(m.openid, 'bind_phone', String(m.id))));
+  registerMemberChat(ext, earn, app.log);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
   const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment() });
 
@@ -196,12 +209,14 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(mallOpsRoutes, { mall });
     await api.register(couponOpsRoutes, { coupons });
     await api.register(audienceOpsRoutes, { audience });
+    // members core
+    await api.register(memberOpsRoutes, { earn, tiers });
   }, { prefix: '/api/ops' });
   await app.register(async (mp) => {
     await mp.register(mpAuthPlugin, { sessions });
     await mp.register(fulfilmentMpRoutes, { fulfilment });
     // members core
-    await mp.register(memberMpRoutes, { members });
+    await mp.register(memberMpRoutes, { members, points: memberPoints });
     // commerce
     await mp.register(mallMpRoutes, { mall });
     await mp.register(couponMpRoutes, { coupons });
@@ -227,6 +242,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
         // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
         { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
+        // members core: nightly (Beijing 02:10 / 02:40 / 03:10) expiry of due points lots, reminders 7 days ahead, tiers
+        { name: 'points-expire', schedule: '10 18 * * *', run: async () => void (await earn.expireDue(100_000)) },
+        { name: 'points-expiry-remind', schedule: '40 18 * * *', run: async () => void (await earn.remindExpiring()) },
+        { name: 'member-tiers', schedule: '10 19 * * *', run: async () => void (await tiers.runScheduled()) },
       ], app.log)
     : undefined;
 
@@ -237,7 +256,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

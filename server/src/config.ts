@@ -70,6 +70,7 @@ const schema = {
     WECHAT_MINIPROGRAM_APPSECRET: { type: 'string', minLength: 16 },
     MP_SESSION_TTL_S: { type: 'integer', minimum: 60, maximum: 604800, default: 7200 },
     MP_REFRESH_TTL_S: { type: 'integer', minimum: 3600, maximum: 31536000, default: 2592000 },
+    MP_POINTS_EXPIRY_TEMPLATE_ID: { type: 'string', minLength: 1, maxLength: 128 },
     TOPUP_API_BASE: { type: 'string', pattern: '^https?://[^?#]+$' },
     TOPUP_API_KEY: { type: 'string', minLength: 8 },
     TOPUP_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 10000 },
@@ -148,6 +149,8 @@ export interface Config {
     /** members: lifetime of a session (access) token and of its refresh token. */
     readonly sessionTtlS: number;
     readonly refreshTtlS: number;
+    /** members: subscribe-message template for the points-expiry reminder (fields thing1, number2, date3). */
+    readonly pointsExpiryTemplateId: string | undefined;
   };
   /** Phone top-up provider; apiBase undefined in sandbox mode until the server knows its address (`<self>/sandbox/topup`). */
   readonly topup: { readonly apiBase: string | undefined; readonly apiKey: string | undefined; readonly timeoutMs: number };
@@ -244,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       appSecret: v.WECHAT_MINIPROGRAM_APPSECRET ?? (sandbox ? SANDBOX_MINIPROGRAM.appSecret : undefined),
       sessionTtlS: v.MP_SESSION_TTL_S,
       refreshTtlS: v.MP_REFRESH_TTL_S,
+      pointsExpiryTemplateId: v.MP_POINTS_EXPIRY_TEMPLATE_ID,
     }),
     topup: Object.freeze({ apiBase: v.TOPUP_API_BASE, apiKey: v.TOPUP_API_KEY, timeoutMs: v.TOPUP_TIMEOUT_MS }),
     // commerce (mall, orders, coupons, recommendations)

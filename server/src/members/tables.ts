@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * A person (one person, one member). `openid` is the key of their points ledger, coupons and chat redemptions: the
@@ -103,3 +103,84 @@ export type Member = typeof members.$inferSelect;
 export type MpSession = typeof mpSessions.$inferSelect;
 export type PointsLedgerEntry = typeof pointsLedger.$inferSelect;
 export type UserCoupon = typeof userCoupons.$inferSelect;
+
+// ---- points: earn rules, lots (expiry), reminders, purchase imports; tiers ----
+
+/** Ops-editable earn rules, one per kind of event. */
+export const earnRules = pgTable('earn_rules', {
+  key: text('key', { enum: ['follow', 'bind_phone', 'complete_profile', 'redemption', 'daily_checkin', 'interaction', 'purchase', 'invite_reward'] }).primaryKey(),
+  /** Points per event; for `purchase`, points per yuan spent. */
+  points: integer('points').notNull(),
+  enabled: boolean('enabled').notNull().default(true),
+  /** At most this many earns per member per (China) day; null = unlimited. */
+  dailyCap: integer('daily_cap'),
+  /** The tier's points multiplier applies. */
+  tierMultiplier: boolean('tier_multiplier').notNull().default(true),
+  /** Points earned by this rule expire after this many days. */
+  validityDays: integer('validity_days').notNull().default(365),
+  description: text('description').notNull().default(''),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [check('earn_rules_points', sql`${t.points} >= 0`), check('earn_rules_validity', sql`${t.validityDays} > 0`)]);
+
+/**
+ * FIFO lots: one per credit, consumed by debits earliest-expiry first. Maintained by a trigger on points_ledger
+ * (migration 0003), so every writer — the ledger API, the draw statements, the mall — keeps them right.
+ */
+export const pointsLots = pgTable('points_lots', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  openid: text('openid').notNull(),
+  /** The credit entry; null for the opening lot of a balance that predates lots. */
+  ledgerId: bigint('ledger_id', { mode: 'number' }),
+  points: integer('points').notNull(),
+  remaining: integer('remaining').notNull(),
+  earnedAt: timestamp('earned_at', { withTimezone: true }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+}, (t) => [
+  index('points_lots_open_idx').on(t.openid, t.expiresAt).where(sql`${t.remaining} > 0`),
+  index('points_lots_due_idx').on(t.expiresAt).where(sql`${t.remaining} > 0`),
+  check('points_lots_remaining', sql`${t.remaining} >= 0 AND ${t.remaining} <= ${t.points}`),
+]);
+
+/** One expiry reminder per member and expiry day (7 days before). */
+export const pointsExpiryReminders = pgTable('points_expiry_reminders', {
+  openid: text('openid').notNull(),
+  expiresOn: text('expires_on').notNull(),
+  points: integer('points').notNull(),
+  channel: text('channel').notNull(),
+  status: text('status').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+}, (t) => [primaryKey({ columns: [t.openid, t.expiresOn] })]);
+
+/** A purchase CSV from the brand's sales system: what was accepted and what was not. */
+export const purchaseImports = pgTable('purchase_imports', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  rows: integer('rows').notNull(),
+  credited: integer('credited').notNull(),
+  duplicates: integer('duplicates').notNull(),
+  rejected: integer('rejected').notNull(),
+  report: jsonb('report').notNull(),
+  createdBy: text('created_by'),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
+});
+
+/** Tiers (普通/银卡/金卡/钻石), ops-editable thresholds and benefits. */
+export const memberTiers = pgTable('member_tiers', {
+  key: text('key', { enum: ['normal', 'silver', 'gold', 'diamond'] }).primaryKey(),
+  name: text('name').notNull(),
+  position: integer('position').notNull(),
+  /** Rolling points (earned over the last `windowDays`) needed to hold the tier. */
+  minPoints: integer('min_points').notNull(),
+  windowDays: integer('window_days').notNull().default(365),
+  /** Points multiplier in percent (150 = ×1.5). */
+  multiplierPct: integer('multiplier_pct').notNull().default(100),
+  /** Issued on the first evaluation of each month: { title, valueFen, validDays }. */
+  monthlyCoupon: jsonb('monthly_coupon').$type<{ title: string; valueFen: number; validDays: number } | null>(),
+  /** May order mall items reserved for higher tiers. */
+  reservedItems: boolean('reserved_items').notNull().default(false),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+}, (t) => [check('member_tiers_multiplier', sql`${t.multiplierPct} >= 100 AND ${t.multiplierPct} <= 1000`), check('member_tiers_min', sql`${t.minPoints} >= 0`)]);
+
+export type EarnRule = typeof earnRules.$inferSelect;
+export type EarnRuleKey = EarnRule['key'];
+export type PointsLot = typeof pointsLots.$inferSelect;
+export type MemberTier = typeof memberTiers.$inferSelect;

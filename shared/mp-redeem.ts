@@ -124,3 +124,13 @@ export const MpRedemptionListSchema = Type.Array(Type.Object({
   prizeName: Nullable(Type.String()),
 }));
 export type MpRedemptionList = Static<typeof MpRedemptionListSchema>;
+
+/** Live campaigns for the home page's banner. */
+export const MpLiveCampaignsSchema = Type.Array(Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  endsAt: Type.String(),
+  /** Prizes as the banner lists them (no odds, no stock). */
+  prizes: Type.Array(Type.String()),
+}));
+export type MpLiveCampaigns = Static<typeof MpLiveCampaignsSchema>;

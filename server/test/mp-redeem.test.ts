@@ -258,10 +258,23 @@ t.test('one person in chat and in the mini program: the profile and the redempti
   t.equal(form.body.questions.length, 5);
   const answered = await mp.answer(pending.id, { name: '王五', occupation: '上班族' });
   t.equal(answered.body.unlocked, true);
-  t.equal((await mp.draw(pending.id)).body.draw.balance, 10);
+  // What the earn rules gave for following comes first.
+  const base = await h.services.ledger.balance('oChatUser0001');
+  t.equal((await mp.draw(pending.id)).body.draw.balance, base + 10, 'the points land on the follower\'s account');
 
   // The answers given in the mini program unlock the next chat code at once.
   reply = await h.sim.text('oChatUser0001', codes[1]!);
-  t.match(reply.content, /恭喜您抽中【10积分】[\s\S]*当前积分 20/);
+  t.match(reply.content, new RegExp(`恭喜您抽中【10积分】[\\s\\S]*当前积分 ${base + 20}`));
   t.equal((await mp.list()).body.length, 2);
+});
+
+t.test('the live campaigns for the home banner: live and inside their window only, prizes without odds', async (t) => {
+  const h = await buildTestApp(t);
+  const live = await seedCampaign(h.database, h.config.codeKey, { prizes: [{ name: '100积分', kind: 'points', value: 100, weight: 1 }, { name: '谢谢参与', kind: 'thanks', weight: 9 }] });
+  await seedCampaign(h.database, h.config.codeKey, { status: 'paused' });
+  await seedCampaign(h.database, h.config.codeKey, { startsAt: new Date(Date.now() + 86_400_000) });
+  const res = await h.app.inject({ method: 'GET', url: '/api/mp/campaigns', headers: (await mpLogin(h)).headers });
+  t.equal(res.statusCode, 200);
+  t.same(res.json().map((c: any) => [c.id, c.name, c.prizes]), [[live.campaign.id, '夏日开盖有礼', ['100积分']]]);
+  t.equal((await h.app.inject({ method: 'GET', url: '/api/mp/campaigns' })).statusCode, 401);
 });

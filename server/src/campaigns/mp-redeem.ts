@@ -12,7 +12,7 @@
  *   double submit of one's own code returns that redemption again; a second draw returns the first one's result.
  */
 import type { GoldenQuestion } from '../../../shared/campaigns.ts';
-import type { MpDrawResult, MpNextStep, MpQuestion, MpRedeemRefusal, MpRedemption, MpRedemptionList, MpAnswerValue } from '../../../shared/mp-redeem.ts';
+import type { MpAnswerValue, MpDrawResult, MpLiveCampaigns, MpNextStep, MpQuestion, MpRedeemRefusal, MpRedemption, MpRedemptionList } from '../../../shared/mp-redeem.ts';
 import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { AppError, type ErrorCode } from '../platform/errors.ts';
@@ -395,6 +395,15 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         id: r.id, campaign: { id: r.campaign_id, name: r.campaign_name }, status: r.status, redeemedAt: iso(r.redeemed_at),
         outcome: r.outcome, prizeName: r.prize_name,
       }));
+    },
+
+    /** GET /campaigns: what is live now (the home page's banner). */
+    async live(): Promise<MpLiveCampaigns> {
+      const now = clock.now();
+      return [...(await campaigns()).byId.values()]
+        .filter((c) => c.status === 'live' && c.startsAt <= now && now < c.endsAt)
+        .sort((a, b) => a.endsAt.getTime() - b.endsAt.getTime())
+        .map((c) => ({ id: c.id, name: c.name, endsAt: c.endsAt.toISOString(), prizes: c.prizes.filter((p) => p.kind !== 'thanks').map((p) => p.name) }));
     },
 
     invalidate() {

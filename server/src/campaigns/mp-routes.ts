@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MpAnswersBodySchema, MpRedeemBodySchema, MpRedemptionListSchema, MpRedemptionSchema } from '../../../shared/mp-redeem.ts';
+import { MpAnswersBodySchema, MpLiveCampaignsSchema, MpRedeemBodySchema, MpRedemptionListSchema, MpRedemptionSchema } from '../../../shared/mp-redeem.ts';
 import { ErrorResponseSchema } from '../../../shared/ops.ts';
 import type { MpRedeemService } from './mp-redeem.ts';
 
@@ -14,6 +14,10 @@ const errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 404: ErrorR
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,17}$' }) });
 
 export const mpRedeemRoutes: FastifyPluginAsyncTypebox<{ mpRedeem: MpRedeemService }> = async (app, { mpRedeem }) => {
+  app.get('/campaigns', {
+    schema: { tags, security, summary: 'Campaigns live now (the home page banner)', response: { 200: MpLiveCampaignsSchema, ...errors } },
+  }, async () => mpRedeem.live());
+
   app.post('/redemptions', {
     schema: {
       tags, security, summary: 'Redeem an on-pack code (typed or scanned): the golden questions still to answer, as a form',

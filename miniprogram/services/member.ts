@@ -1,8 +1,7 @@
 // The member: who I am, phone binding, tier and progress, points history, check-in, profile and privacy, invites.
-// Types come from shared/members.ts. Where that file has no DTO yet (tier progress, points history, profile, consent,
-// export, deletion, invites), the Expected* shapes below are what these pages are built against; they move to
-// shared/members.ts with the endpoints.
-import type { BindPhoneResponse, MemberMe, TierName } from '../../shared/members';
+// Types come from shared/members.ts. Where that file has no DTO yet (profile, consent, export, deletion, invites), the
+// Expected* shapes below are what these pages are built against; they move to shared/members.ts with the endpoints.
+import type { BindPhoneResponse, CheckInResponse, MemberCentre, MemberMe, PointsHistory, Tier, TierName } from '../../shared/members';
 import { api, logout, qs, setMember } from './api';
 
 export async function me(): Promise<MemberMe> {
@@ -20,34 +19,27 @@ export async function bindPhone(code: string): Promise<BindPhoneResponse> {
 
 export const TIER_NAMES: Record<TierName, string> = { normal: '普通会员', silver: '银卡会员', gold: '金卡会员', diamond: '钻石会员' };
 
-/** Expected: GET /api/mp/me/tier. */
-export interface ExpectedTierView {
-  tier: TierName;
-  /** Points counted for the tier (rolling window). */
-  tierPoints: number;
-  next: { tier: TierName; points: number } | null;
-  benefits: { pointsMultiplier: number; monthlyCoupon: string | null; reservedItems: boolean; descriptions: string[] };
+/** Tier, progress to the next tier, benefits, points, what expires next. */
+export async function centre(): Promise<MemberCentre> {
+  const c = await api.get<MemberCentre>('/api/mp/me/centre');
+  setMember(c.member);
+  return c;
 }
-export const tierView = () => api.get<ExpectedTierView>('/api/mp/me/tier');
 
-/** Expected: GET /api/mp/points?before=<id>&limit=<n>. */
-export interface ExpectedPointsEntry {
-  id: number;
-  delta: number;
-  balanceAfter: number;
-  reason: string;
-  createdAt: string;
-}
-export interface ExpectedPointsPage {
-  balance: number;
-  /** Points that expire within the reminder window, and when. */
-  expiring: { points: number; at: string } | null;
-  entries: ExpectedPointsEntry[];
-}
-export const pointsHistory = (before?: number, limit = 20) => api.get<ExpectedPointsPage>(`/api/mp/points${qs({ before, limit })}`);
+/** Newest first; pass `nextBefore` of the previous page as `before`. */
+export const pointsHistory = (before?: number, limit = 20) => api.get<PointsHistory>(`/api/mp/me/points${qs({ before, limit })}`);
 
-/** Expected: POST /api/mp/checkin. */
-export const checkIn = () => api.post<{ points: number; balance: number; already: boolean }>('/api/mp/checkin');
+export const checkIn = () => api.post<CheckInResponse>('/api/mp/me/checkin');
+
+/** What a tier gives, as the member reads it. */
+export function benefitsOf(t: Tier): string[] {
+  const out: string[] = [];
+  if (t.multiplierPct > 100) out.push(`消费积分 ${t.multiplierPct / 100} 倍`);
+  if (t.monthlyCoupon) out.push(`每月赠送「${t.monthlyCoupon.title}」`);
+  if (t.reservedItems) out.push('会员专享兑换商品');
+  if (out.length === 0) out.push('积分兑换好礼、参与会员活动');
+  return out;
+}
 
 /** Expected: GET/PUT /api/mp/me/profile — the golden-question answers shared with the chat flow. */
 export interface ExpectedProfile {
@@ -77,10 +69,3 @@ export interface ExpectedInvite {
   rewardPoints: number;
 }
 export const myInvite = () => api.get<ExpectedInvite>('/api/mp/invite');
-
-/** What a ledger reason reads as. */
-export const REASON_TEXT: Record<string, string> = {
-  lottery_prize: '抽奖奖品', lottery_consolation: '抽奖参与奖', follow: '关注公众号', bind_phone: '绑定手机号', profile: '完善资料',
-  redemption: '扫码兑奖', checkin: '每日签到', interaction: '互动奖励', purchase: '购物积分', invite: '邀请好友', mall: '积分商城兑换',
-  mall_refund: '订单取消退回', expiry: '积分过期', draw: '抽奖',
-};

@@ -31,8 +31,13 @@ t.test('member centre: tier and points, binding the phone makes the follower a m
   await h.services.ledger.credit('oFollower0001', 120, 'test:earlier-draw', 'lottery_prize');
 
   const p = await renderPage('pages/member/index', wx);
-  t.same(wx.calls.map((c) => `${c.method} ${c.path.split('?')[0]}`).slice(0, 2), ['POST /api/mp/login', 'GET /api/mp/me']);
-  t.equal(p.$('#tier-name').dom.textContent, '普通会员');
+  t.same(wx.calls.map((c) => `${c.method} ${c.path.split('?')[0]}`), ['POST /api/mp/login', 'GET /api/mp/me/centre'], 'one call for the whole centre');
+  const centre = wx.calls[1]!.response;
+  t.match(p.$('#tier-name').dom.textContent, /普通/);
+  t.ok(centre.next, 'a next tier to reach');
+  t.match(p.$('#progress').dom.textContent, new RegExp(`近期积分 ${centre.rollingPoints}，再获得 ${centre.toNext} 积分升级为${centre.next.name}`));
+  t.match(p.$('#benefits').dom.textContent, /会员权益/);
+  t.ok(p.$$('.benefit').length >= 1);
   // The points won in chat (plus what the earn rules gave for following): one person, one account.
   const balance = await h.services.ledger.balance('oFollower0001');
   t.ok(balance >= 120);
@@ -67,6 +72,18 @@ t.test('member centre: tier and points, binding the phone makes the follower a m
   const other = await renderPage('pages/member/index', wx);
   t.ok(other.has('#phone'));
 
+  // Daily check-in: points once a day; the second tap is told so.
+  const beforeCheckin = Number(p.$('#points').dom.textContent);
+  await p.tap('#checkin');
+  const first = wx.calls.at(-1)!;
+  t.equal(`${first.method} ${first.path} ${first.status}`, 'POST /api/mp/me/checkin 200');
+  t.match(p.$('#notice').dom.textContent, new RegExp(`签到成功，获得 ${first.response.points} 积分`));
+  t.equal(p.$('#points').dom.textContent, String(beforeCheckin + first.response.points));
+  t.match(p.$('#checkin').dom.textContent, /今日已签到/);
+  await p.tap('#checkin');
+  t.match(p.$('#notice').dom.textContent, /今天已经签到过了/);
+  t.equal(p.$('#points').dom.textContent, String(beforeCheckin + first.response.points));
+
   await p.tap('#to-points');
   await p.tap('#to-mall');
   await p.tap('#to-profile');
@@ -85,7 +102,7 @@ t.test('member centre: an expired session is refreshed once, without a new wx.lo
   await p.page.onPullDownRefresh();
   await wx.idle();
   t.same(wx.calls.slice(sent).map((c) => `${c.method} ${c.path.split('?')[0]} ${c.status}`).slice(0, 3), [
-    'GET /api/mp/me 401', 'POST /api/mp/session/refresh 200', 'GET /api/mp/me 200',
+    'GET /api/mp/me/centre 401', 'POST /api/mp/session/refresh 200', 'GET /api/mp/me/centre 200',
   ]);
   t.equal(p.$('#points').dom.textContent, String(before + 30));
   t.equal(wx.calls.filter((c) => c.path === '/api/mp/login').length, 1, 'no second login');

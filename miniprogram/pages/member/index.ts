@@ -1,27 +1,20 @@
 // Member centre: tier, progress to the next tier, benefits, points; phone binding (which makes a follower a member),
 // daily check-in, and the way to every other member page.
-import type { MemberMe } from '../../../shared/members';
+import type { MemberCentre, MemberMe } from '../../../shared/members';
 import { ApiError } from '../../services/api';
-import { bindPhone, checkIn, me, tierView, TIER_NAMES, type ExpectedTierView } from '../../services/member';
+import { benefitsOf, bindPhone, centre, checkIn, TIER_NAMES } from '../../services/member';
 
 interface TierBlock {
-  tierPoints: number;
+  rollingPoints: number;
   nextName: string;
   need: number;
   percent: number;
   benefits: string[];
 }
 
-function tierBlock(t: ExpectedTierView): TierBlock {
-  const need = t.next ? Math.max(t.next.points - t.tierPoints, 0) : 0;
-  const percent = t.next ? Math.min(100, Math.floor((t.tierPoints / Math.max(t.next.points, 1)) * 100)) : 100;
-  const benefits = [...t.benefits.descriptions];
-  if (benefits.length === 0) {
-    if (t.benefits.pointsMultiplier > 1) benefits.push(`消费积分 ${t.benefits.pointsMultiplier} 倍`);
-    if (t.benefits.monthlyCoupon) benefits.push(`每月赠送${t.benefits.monthlyCoupon}`);
-    if (t.benefits.reservedItems) benefits.push('会员专享兑换商品');
-  }
-  return { tierPoints: t.tierPoints, nextName: t.next ? TIER_NAMES[t.next.tier] : '', need, percent, benefits };
+function tierBlock(c: MemberCentre): TierBlock {
+  const percent = c.next ? Math.min(100, Math.floor((c.rollingPoints / Math.max(c.next.minPoints, 1)) * 100)) : 100;
+  return { rollingPoints: c.rollingPoints, nextName: c.next ? c.next.name : '', need: c.toNext, percent, benefits: benefitsOf(c.tier) };
 }
 
 Page({
@@ -36,6 +29,8 @@ Page({
     phoneMasked: '',
     memberSince: '',
     tier: null as TierBlock | null,
+    expiring: '',
+    checkedIn: false,
     binding: false,
   },
 
@@ -48,14 +43,15 @@ Page({
   },
 
   load(): Promise<void> {
-    return me()
-      .then((m) => {
-        this.showMember(m);
-        return tierView().then(
-          (t) => this.setData({ tier: tierBlock(t) }),
-          // No tier details from the server: the member centre still shows tier and points.
-          () => this.setData({ tier: null }),
-        );
+    return centre()
+      .then((c) => {
+        this.showMember(c.member);
+        this.setData({
+          tierName: c.tier.name || TIER_NAMES[c.tier.key],
+          tier: tierBlock(c),
+          expiring: c.expiring.points > 0 && c.expiring.on ? `${c.expiring.points} 积分将于 ${c.expiring.on} 过期` : '',
+          checkedIn: c.checkedInToday,
+        });
       })
       .catch((err: unknown) => this.setData({ loading: false, error: err instanceof ApiError ? err.message : '加载失败，请下拉重试' }));
   },
@@ -90,8 +86,8 @@ Page({
 
   onCheckIn() {
     checkIn()
-      .then((r) => this.setData({ points: r.balance, notice: r.already ? '今天已经签到过了' : `签到成功，获得 ${r.points} 积分` }))
-      .catch((err: unknown) => this.setData({ notice: err instanceof ApiError && err.status !== 404 ? err.message : '签到暂未开放' }));
+      .then((r) => this.setData({ points: r.balance, checkedIn: true, notice: r.firstToday ? `签到成功，获得 ${r.points} 积分` : '今天已经签到过了' }))
+      .catch((err: unknown) => this.setData({ notice: err instanceof ApiError ? err.message : '签到失败，请稍后再试' }));
   },
 
   onNavigate(e: WechatMiniprogram.BaseEvent) {

@@ -1,5 +1,5 @@
 // On-pack redemption: a code → the golden questions as a form → the draw (/api/mp/redemptions…).
-import type { MpAnswerValue, MpRedemption, MpRedemptionList } from '../../shared/mp-redeem';
+import type { MpAnswerValue, MpLiveCampaigns, MpRedemption, MpRedemptionList } from '../../shared/mp-redeem';
 import { api } from './api';
 
 export const redeemCode = (code: string, via: 'scan' | 'typed') => api.post<MpRedemption>('/api/mp/redemptions', { code, via });
@@ -12,3 +12,5 @@ export const submitAnswers = (id: string, answers: Record<string, MpAnswerValue>
 export const draw = (id: string) => api.post<MpRedemption>(`/api/mp/redemptions/${encodeURIComponent(id)}/draw`);
 
 export const myRedemptions = () => api.get<MpRedemptionList>('/api/mp/redemptions');
+
+export const liveCampaigns = () => api.get<MpLiveCampaigns>('/api/mp/campaigns');

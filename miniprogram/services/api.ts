@@ -55,9 +55,10 @@ function keep(s: MpSession): StoredSession {
 interface Raw {
   statusCode: number;
   data: unknown;
+  contentType?: string;
 }
 
-function send(method: Method, path: string, data: unknown, token: string | null): Promise<Raw> {
+function send(method: Method, path: string, data: unknown, token: string | null, binary = false): Promise<Raw> {
   return new Promise((resolve, reject) => {
     const header: Record<string, string> = { 'content-type': 'application/json' };
     if (token) header['authorization'] = `Bearer ${token}`;
@@ -67,8 +68,12 @@ function send(method: Method, path: string, data: unknown, token: string | null)
       header,
       // Fastify refuses an empty JSON body: POSTs without data still send {}.
       data: (data ?? (method === 'GET' || method === 'DELETE' ? undefined : {})) as WechatMiniprogram.IAnyObject | undefined,
-      dataType: 'json',
-      success: (res) => resolve({ statusCode: res.statusCode, data: res.data }),
+      dataType: binary ? '其他' : 'json',
+      responseType: binary ? 'arraybuffer' : 'text',
+      success: (res) => {
+        const h = res.header as Record<string, string> | undefined;
+        resolve({ statusCode: res.statusCode, data: res.data, contentType: h?.['content-type'] ?? h?.['Content-Type'] });
+      },
       fail: (err) => reject(new ApiError(0, 'NETWORK', '网络异常，请检查网络后重试', err)),
     });
   });
@@ -135,20 +140,49 @@ export interface RequestOptions {
   anonymous?: boolean;
 }
 
-export async function request<T>(method: Method, path: string, data?: unknown, opts: RequestOptions = {}): Promise<T> {
-  if (opts.anonymous) {
-    const res = await send(method, path, data, null);
-    if (res.statusCode >= 200 && res.statusCode < 300) return res.data as T;
-    throw failure(res);
-  }
+async function authorised(method: Method, path: string, data: unknown, opts: RequestOptions, binary: boolean): Promise<Raw> {
+  if (opts.anonymous) return send(method, path, data, null, binary);
   let s = await login(null);
-  let res = await send(method, path, data, s.token);
+  let res = await send(method, path, data, s.token, binary);
   if (res.statusCode === 401) {
     s = await login(s.token);
-    res = await send(method, path, data, s.token);
+    res = await send(method, path, data, s.token, binary);
   }
+  return res;
+}
+
+export async function request<T>(method: Method, path: string, data?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const res = await authorised(method, path, data, opts, false);
   if (res.statusCode >= 200 && res.statusCode < 300) return res.data as T;
   throw failure(res);
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+function base64(buf: ArrayBuffer): string {
+  const b = new Uint8Array(buf);
+  let out = '';
+  for (let i = 0; i < b.length; i += 3) {
+    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
+    out += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]! + (i + 1 < b.length ? B64[(n >> 6) & 63]! : '=') + (i + 2 < b.length ? B64[n & 63]! : '=');
+  }
+  return out;
+}
+
+/** An image behind the session (e.g. my invite code): a data URL for `<image src>`, which cannot send headers. */
+export async function image(path: string): Promise<string> {
+  const res = await authorised('GET', path, undefined, {}, true);
+  if (res.statusCode !== 200 || !(res.data instanceof ArrayBuffer)) {
+    let body: unknown = {};
+    if (res.data instanceof ArrayBuffer) {
+      try {
+        body = JSON.parse(String.fromCharCode(...new Uint8Array(res.data)));
+      } catch {
+        body = {};
+      }
+    }
+    throw failure({ statusCode: res.statusCode, data: body });
+  }
+  return `data:${(res.contentType ?? 'image/png').split(';')[0]};base64,${base64(res.data)}`;
 }
 
 export const api = {

@@ -76,12 +76,17 @@ export function installWx(opts: TestWxOptions) {
         }
         try {
           const res = await fetch(url, { method, headers: o.header ?? {}, body });
-          const text = await res.text();
-          let data: unknown = text;
-          try {
-            data = JSON.parse(text);
-          } catch {
-            // not JSON: wx hands over the string
+          let data: unknown;
+          if (o.responseType === 'arraybuffer') {
+            data = await res.arrayBuffer();
+          } else {
+            const text = await res.text();
+            data = text;
+            try {
+              data = JSON.parse(text);
+            } catch {
+              // not JSON: wx hands over the string
+            }
           }
           calls.push({ method, path: url.pathname + url.search, body: body ? JSON.parse(body) : undefined, status: res.status, response: data });
           const header: Record<string, string> = {};

@@ -16,6 +16,7 @@ CREATE TABLE "fraud_user_state" (
 	"cooldown_level" integer DEFAULT 0 NOT NULL,
 	"cooldown_until" timestamp with time zone,
 	"redeem_rate" double precision DEFAULT 0 NOT NULL,
+	"redeem_total" integer DEFAULT 0 NOT NULL,
 	"last_redeem_at" timestamp with time zone,
 	"shared_phone" integer DEFAULT 0 NOT NULL,
 	"shared_device" integer DEFAULT 0 NOT NULL,

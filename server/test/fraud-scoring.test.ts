@@ -84,7 +84,7 @@ t.test('reasons: at most three, largest contribution first', async (t) => {
 });
 
 t.test('decide: cash has a lower hold threshold than points; block is above both', async (t) => {
-  const s = score(f({ sharedPhone: 3, accountAgeMin: 1, fastAnswers: 1 }), m);
+  const s = score(f({ unknownCodes: 3, accountAgeMin: 1, fastAnswers: 1 }), m);
   t.equal(decide(s, m, 'points'), 'allow', `score ${s.score}`);
   t.equal(decide(s, m, 'cash'), 'hold');
 });

@@ -322,7 +322,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     }
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
-    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now);
+    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now, row.total);
     if (row.draw_id) {
       // Drawn in the same statement.
       const pick = fuse![String(c.id)]!;

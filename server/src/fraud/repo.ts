@@ -18,6 +18,7 @@ export interface StateRow {
   cooldown_level: number;
   cooldown_until: Date | string | null;
   redeem_rate: number;
+  redeem_total: number;
   last_redeem_at: Date | string | null;
   shared_phone: number;
   shared_device: number;
@@ -121,13 +122,13 @@ export function createFraudRepo(db: Db) {
     },
 
     /** Redemptions above the allowance: the decayed hourly rate goes to the database so every instance sees it. */
-    async velocity(openid: string, rate: number, now: Date) {
+    async velocity(openid: string, rate: number, total: number, now: Date) {
       await db.execute(sql`
-        INSERT INTO fraud_user_state AS s (openid, redeem_rate, last_redeem_at, flagged, updated_at)
-        VALUES (${openid}, ${rate}, ${iso(now)}, true, ${iso(now)})
+        INSERT INTO fraud_user_state AS s (openid, redeem_rate, redeem_total, last_redeem_at, flagged, updated_at)
+        VALUES (${openid}, ${rate}, ${total}, ${iso(now)}, true, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET
           redeem_rate = greatest(s.redeem_rate * exp(-greatest(extract(epoch FROM ${iso(now)}::timestamptz - coalesce(s.last_redeem_at, ${iso(now)}::timestamptz)), 0) / 3600.0) + 1, ${rate}),
-          last_redeem_at = ${iso(now)}, flagged = true, updated_at = ${iso(now)}`);
+          redeem_total = greatest(s.redeem_total, EXCLUDED.redeem_total), last_redeem_at = ${iso(now)}, flagged = true, updated_at = ${iso(now)}`);
     },
 
     /** One golden answer: merged into the user's answers; returns them and the previous fingerprint. */

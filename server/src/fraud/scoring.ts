@@ -7,7 +7,7 @@
  */
 
 export const FEATURES = [
-  'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'newAccount', 'sharedPhone',
+  'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'redeemTotal', 'newAccount', 'sharedPhone',
   'sharedDevice', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly',
 ] as const;
 export type FeatureName = (typeof FEATURES)[number];
@@ -26,6 +26,8 @@ export interface Features {
   redeemHour: number;
   /** Redemptions today in this campaign (the daily-limit counter), this one included. */
   redeemDay: number;
+  /** Redemptions in this campaign so far (the per-campaign counter), this one included. */
+  redeemTotal: number;
   /** Minutes since the user subscribed (null: unknown). */
   accountAgeMin: number | null;
   /** Accounts bound to the same phone, this one included. */
@@ -51,7 +53,7 @@ export interface FraudModel {
   weights: Record<FeatureName, number>;
   /** What an honest user may do before a signal counts. */
   allowances: {
-    unknownCodes: number; typos: number; wrongRate: number; redeemHour: number; redeemDay: number;
+    unknownCodes: number; typos: number; wrongRate: number; redeemHour: number; redeemDay: number; redeemTotal: number;
     newAccountMin: number; sharedPhone: number; sharedDevice: number; answerPrint: number; nightFrom: number; nightTo: number; campaignBurst: number;
   };
   /** Each excess is capped so that one runaway signal cannot hide the others in the reasons. */
@@ -72,11 +74,11 @@ export const DEFAULT_MODEL: FraudModel = {
   version: 1,
   bias: -4,
   weights: {
-    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 0.8, redeemDay: 0.5, newAccount: 0.4,
-    sharedPhone: 2.2, sharedDevice: 1.0, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
+    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 0.8, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
+    sharedPhone: 4, sharedDevice: 1.0, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
   },
   allowances: {
-    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 6, redeemDay: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 3,
+    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 6, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 3,
     answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3,
   },
   cap: 10,
@@ -112,6 +114,7 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
     wrongRate: excess(f.wrongRate, a.wrongRate, m.cap),
     redeemHour: excess(f.redeemHour, a.redeemHour, m.cap),
     redeemDay: excess(f.redeemDay, a.redeemDay, m.cap),
+    redeemTotal: excess(f.redeemTotal, a.redeemTotal ?? 12, m.cap),
     newAccount: f.accountAgeMin !== null && f.accountAgeMin < a.newAccountMin ? 1 : 0,
     sharedPhone: excess(f.sharedPhone, a.sharedPhone, m.cap),
     sharedDevice: excess(f.sharedDevice, a.sharedDevice, m.cap),
@@ -126,7 +129,7 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
 
 const RAW: Record<FeatureName, (f: Features) => number> = {
   blacklisted: (f) => f.blacklisted, unknownCodes: (f) => f.unknownCodes, typos: (f) => f.typos, wrongRate: (f) => f.wrongRate,
-  redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
+  redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, redeemTotal: (f) => f.redeemTotal, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
   sharedDevice: (f) => f.sharedDevice, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
   campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly,
 };
@@ -169,7 +172,7 @@ export function cooldownFor(wrongInWindow: number, level: number, m: FraudModel)
 /** A feature vector of an honest-looking user (every signal at rest). */
 export function cleanFeatures(hour = 12): Features {
   return {
-    blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, accountAgeMin: null, sharedPhone: 0,
+    blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, redeemTotal: 1, accountAgeMin: null, sharedPhone: 0,
     sharedDevice: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0,
   };
 }

@@ -79,6 +79,9 @@ interface Mem {
   redeemAt: number;
   day: string;
   dayCount: number;
+  /** Redemptions in the campaign of the last one (the per-campaign counter). */
+  campaignId: number;
+  total: number;
   /** Typos per hour, decayed (τ = 1 h). */
   typoRate: number;
   typoAt: number;
@@ -174,7 +177,7 @@ export function createFraudService(deps: FraudDeps) {
     let m = mems.get(openid);
     if (!m) {
       if (mems.size >= MEM_MAX) mems.delete(mems.keys().next().value!);
-      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0 };
+      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0 };
       mems.set(openid, m);
     }
     return m;
@@ -210,6 +213,7 @@ export function createFraudService(deps: FraudDeps) {
       wrongRate: st && lw !== null ? decay(st.wrong_rate, lw, t, 60_000) : 0,
       redeemHour: Math.max(memRate, dbRate) + (counting ? 1 : 0),
       redeemDay: (m && m.day === day ? m.dayCount : 0) + (counting ? 1 : 0),
+      redeemTotal: Math.max(m && (campaignId === undefined || m.campaignId === campaignId) ? m.total : 0, st?.redeem_total ?? 0) + (counting ? 1 : 0),
       accountAgeMin: sub !== null ? (t - sub) / 60_000 : null,
       sharedPhone: st?.shared_phone ?? 0,
       sharedDevice: st?.shared_device ?? 0,
@@ -380,20 +384,22 @@ export function createFraudService(deps: FraudDeps) {
     },
 
     /** After a redemption: velocity. Written to the database only above half the hourly allowance. */
-    async afterRedeem(openid: string, campaignId: number, dayCount: number | null, now: Date): Promise<void> {
+    async afterRedeem(openid: string, campaignId: number, dayCount: number | null, now: Date, total?: number | null): Promise<void> {
       const t = now.getTime();
       const m = mem(openid);
       m.redeemRate = decay(m.redeemRate, m.redeemAt, t, HOUR) + 1;
       m.redeemAt = t;
       m.day = localDay(now);
       m.dayCount = dayCount ?? m.dayCount + 1;
+      m.total = total ?? (m.campaignId === campaignId ? m.total + 1 : 1);
+      m.campaignId = campaignId;
       const b = bursts.get(campaignId) ?? { short: 0, long: 0, at: t };
       b.short = decay(b.short, b.at, t, 60_000) + 1;
       b.long = decay(b.long, b.at, t, HOUR) + 1;
       b.at = t;
       bursts.set(campaignId, b);
-      if (m.redeemRate >= model.allowances.redeemHour / 2 || m.dayCount >= model.allowances.redeemDay / 2) {
-        await repo.velocity(openid, m.redeemRate, now);
+      if (m.redeemRate >= model.allowances.redeemHour / 2 || m.dayCount >= model.allowances.redeemDay / 2 || m.total >= model.allowances.redeemTotal / 2) {
+        await repo.velocity(openid, m.redeemRate, m.total, now);
         flagged.add(openid);
       }
     },

@@ -32,6 +32,8 @@ export const fraudUserState = pgTable('fraud_user_state', {
   cooldownUntil: timestamp('cooldown_until', { withTimezone: true }),
   /** Redemptions per hour, exponentially decayed (time constant 1 h) at `lastRedeemAt`; written only above the allowance. */
   redeemRate: doublePrecision('redeem_rate').notNull().default(0),
+  /** Redemptions in the campaign of the last one (its per-campaign counter). */
+  redeemTotal: integer('redeem_total').notNull().default(0),
   lastRedeemAt: timestamp('last_redeem_at', { withTimezone: true }),
   /** Accounts (this one included) bound to this user's phone. */
   sharedPhone: integer('shared_phone').notNull().default(0),

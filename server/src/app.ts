@@ -155,8 +155,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   };
   const sessions = createSessionService({ db, clock, ttlS: config.miniprogram.sessionTtlS, refreshTtlS: config.miniprogram.refreshTtlS });
   const memberHooks = createMemberHooks();
-  // fraud: a phone bound in the mini program is checked against the blacklist and the accounts sharing it
-  if (fraudHooks) memberHooks.phoneBound.push(async (m, phone) => void (await fraudHooks.onPhoneBound(m.openid, phone, clock.now())));
   const members = createMembersService({ db, clock, piiKey: config.piiKey, sessions, ledger, mina: minaOrFail, hooks: memberHooks });
   const tiers = createTiers({ db, clock });
   const earn = createEarn({
@@ -165,20 +163,6 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   });
   const memberPoints = createMemberPoints({ db, ledger, earn, tiers, members, now: () => clock.now() });
   memberHooks.phoneBound.push(async (m) => void (await earn.earn(m.openid, 'bind_phone', String(m.id))));
-  // Fraud hook point for members: the fraud capability's verdict on the bound phone (shared by a farm, blacklisted)
-  // is recorded as a `fraud_hold` member event; invites.onBecameMember withholds the inviter's reward for such invitees.
-  memberHooks.phoneBound.push(async (m, phone) => {
-    if (fraudHooks && (await fraudHooks.onPhoneBound(m.openid, phone, clock.now()))) {
-      await db.insert(memberEvents).values({ memberId: m.id, kind: 'fraud_hold', detail: { at: 'phone_bound' }, createdAt: clock.now() });
-    }
-  });
-  const profile = createProfile({ db, clock, piiKey: config.piiKey, sessions, onCompleted: async (m) => void (await earn.earn(m.openid, 'complete_profile', String(m.id))) });
-  const invites = createInvites({ db, clock, earn, mina: minaOrFail, envVersion: config.env === 'production' ? 'release' : 'develop' });
-  memberHooks.created.push(async (m, ctx) => {
-    // A bad invite code never fails a login: the invite is simply not recorded.
-    if (ctx.inviteCode) await invites.accept(m, ctx.inviteCode).catch(() => undefined);
-  });
-  memberHooks.becameMember.push(async (m) => void (await invites.onBecameMember(m)));
   registerMemberChat(ext, earn, app.log);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
   const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment() });
@@ -272,7 +256,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, profile, invites, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -242,6 +242,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'fulfilment-expire', schedule: '0 * * * * *', run: async () => void (await fulfilment.expireUnconfirmed()) },
         // commerce: unpaid points + cash orders past their deadline → closed at WeChat Pay, points back
         { name: 'mall-expire', schedule: '30 * * * * *', run: async () => void (await mall.expireUnpaid()) },
+        { name: 'mall-refunds', schedule: '45 * * * * *', run: async () => void (await mall.runRefunds()) },
         // members core: nightly (Beijing 02:10 / 02:40 / 03:10) expiry of due points lots, reminders 7 days ahead, tiers
         { name: 'points-expire', schedule: '10 18 * * *', run: async () => void (await earn.expireDue(100_000)) },
         { name: 'points-expiry-remind', schedule: '40 18 * * *', run: async () => void (await earn.remindExpiring()) },

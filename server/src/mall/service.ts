@@ -6,7 +6,9 @@
  *   awaiting_payment ─paid notify / query SUCCESS→ paid ─ship→ shipped ─complete→ fulfilled
  *   paid (points only) is reached at once; coupon items are issued in the same transaction → fulfilled
  *   awaiting_payment | paid (no cash taken, not shipped) ─cancel→ cancelled (points credited back, stock released)
- *   paid with cash ─cancel→ refund_pending (points back now; the cash refund is ops' job for now) → refunded
+ *   paid with cash ─cancel→ refund_pending (points back now) ─REFUND.SUCCESS / query→ refunded; the cash goes back
+ *   through the refund API (out_refund_no `MALLR…`, queried before it is ever asked again); a payment that arrives
+ *   after the order was cancelled goes the same way
  *
  * Exactly-once rules:
  * - a client key per order: (openid, client_key) is unique, so a double-submitted order is one order;
@@ -26,7 +28,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Ledger } from '../members/ledger.ts';
 import { userCoupons } from '../members/tables.ts';
 import { sealPii, unsealPii } from '../members/phones.ts';
-import { PayApiError, PayNotificationError, PayUnknownError, type PayClient, type PayTransaction } from '../wechat/pay/client.ts';
+import { PayApiError, PayNotificationError, PayUnknownError, type PayClient, type PayRefund, type PayTransaction, type RefundNotification } from '../wechat/pay/client.ts';
 import type { RequestPaymentParams } from '../wechat/pay/crypto.ts';
 import { mallItems, mallMemberCounts, mallOrderEvents, mallOrders, type MallCouponSpec, type MallItem, type MallItemKind, type MallOrder, type OrderState } from './tables.ts';
 
@@ -81,6 +83,7 @@ const PREPAY_VALID_MS = 110 * 60_000; // prepay_id lives 2 h; ask again a little
 export const needsAddress = (item: Pick<MallItem, 'kind' | 'coupon'>) => item.kind === 'physical' || item.kind === 'sample' || (item.kind === 'points_cash' && !item.coupon);
 
 export const outTradeNoOf = (orderId: number) => `MALL${String(orderId).padStart(10, '0')}`;
+export const outRefundNoOf = (orderId: number) => `MALLR${String(orderId).padStart(10, '0')}`;
 const ledgerKey = (orderId: number) => `mall:order:${orderId}`;
 
 /** RFC 3339 in Beijing time, as WeChat Pay writes and reads times. */
@@ -167,6 +170,11 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
 
   /** Settle a verified, paid transaction against its order (notify or query); idempotent. */
   async function settlePaid(t: PayTransaction): Promise<MallOrder | undefined> {
+    const settled = await settle(t);
+    return settled?.state === 'refund_pending' ? refund(settled) : settled;
+  }
+
+  async function settle(t: PayTransaction): Promise<MallOrder | undefined> {
     const [order] = await db.select().from(mallOrders).where(eq(mallOrders.outTradeNo, t.out_trade_no));
     if (!order) return undefined;
     if (t.amount?.total !== order.cashFen || (pay && t.mchid !== pay.mchid) || t.appid !== config.miniprogramAppId) {
@@ -184,6 +192,38 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       const [now] = await tx.select().from(mallOrders).where(eq(mallOrders.id, order.id));
       return now;
     });
+  }
+
+  async function noteOn(orderId: number, note: string) {
+    await db.update(mallOrders).set({ note, updatedAt: clock.now() }).where(eq(mallOrders.id, orderId));
+  }
+
+  async function refunded(order: MallOrder, r: Pick<PayRefund, 'refund_id' | 'status'>): Promise<MallOrder> {
+    const row = await db.transaction((tx) => move(tx, order.id, ['refund_pending'], 'refunded', {}, `cash refunded (${r.refund_id})`));
+    return row ?? order;
+  }
+
+  /**
+   * Give the cash of a refund_pending order back: query first (a refund asked for before may exist), ask only when
+   * WeChat Pay has none, always with the same out_refund_no. Unknown outcomes are left for the next attempt.
+   */
+  async function refund(order: MallOrder): Promise<MallOrder> {
+    if (order.state !== 'refund_pending' || order.cashFen === 0 || !order.outTradeNo || !pay) return order;
+    const outRefundNo = outRefundNoOf(order.id);
+    try {
+      let r = await pay.queryRefund(outRefundNo);
+      r ??= await pay.createRefund({
+        out_trade_no: order.outTradeNo, out_refund_no: outRefundNo, reason: '积分商城订单取消',
+        ...(config.notifyUrl ? { notify_url: config.notifyUrl } : {}), amount: { refund: order.cashFen, total: order.cashFen, currency: 'CNY' },
+      });
+      if (r.status === 'SUCCESS') return refunded(order, r);
+      if (r.status === 'ABNORMAL' || r.status === 'CLOSED') await noteOn(order.id, `refund ${r.status}: ops must refund by hand`);
+    } catch (err) {
+      if (err instanceof PayApiError) await noteOn(order.id, `refund refused: ${err.code}`);
+      else if (!(err instanceof PayUnknownError)) throw err;
+    }
+    const [now] = await db.select().from(mallOrders).where(eq(mallOrders.id, order.id));
+    return now ?? order;
   }
 
   function requirePay(): PayClient {
@@ -272,6 +312,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
     if (order.couponId !== null) throw new AppError('CONFLICT', '优惠券已发放，无法取消');
     const to = order.state === 'paid' && order.cashFen > 0 ? 'refund_pending' : 'cancelled';
     const row = await db.transaction((tx) => cancelInTx(tx, order, from, to, note));
+    if (row?.state === 'refund_pending') return refund(row);
     if (!row) {
       const [now] = await db.select().from(mallOrders).where(eq(mallOrders.id, order.id));
       if (now && (now.state === 'cancelled' || now.state === 'refund_pending')) return now;
@@ -417,7 +458,6 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
     async cancelMine(member: OrderingMember, orderId: number): Promise<MallOrder> {
       const order = await getOwned(member.openid, orderId);
       if (order.state === 'shipped' || order.state === 'fulfilled') throw new AppError('CONFLICT', '订单已发货或已完成，无法取消', { state: order.state });
-      if (order.state === 'paid' && order.cashFen > 0) throw new AppError('CONFLICT', '已支付现金的订单请联系客服取消', { state: order.state });
       return cancel(order, 'cancelled by the member', false);
     },
 
@@ -467,7 +507,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       return cancel(order, note ? `cancelled by ops: ${note}` : 'cancelled by ops', true);
     },
 
-    /** Ops refunded the cash (in the merchant platform, until the refund API is wired): refund_pending → refunded. */
+    /** Ops refunded the cash by hand (merchant platform; e.g. after REFUND.ABNORMAL): refund_pending → refunded. */
     async markRefunded(id: number, note?: string): Promise<MallOrder> {
       const row = await db.transaction((tx) => move(tx, id, ['refund_pending'], 'refunded', {}, note ?? 'cash refunded'));
       if (!row) throw new AppError('CONFLICT', `Order ${id} is not waiting for a refund`);
@@ -488,6 +528,15 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
         }
         throw err;
       }
+      if (parsed.eventType.startsWith('REFUND.')) {
+        const r = parsed.resource as RefundNotification;
+        const [order] = r && typeof r.out_trade_no === 'string' ? await db.select().from(mallOrders).where(eq(mallOrders.outTradeNo, r.out_trade_no)) : [];
+        if (order && r.out_refund_no === outRefundNoOf(order.id)) {
+          if (r.refund_status === 'SUCCESS') await refunded(order, { refund_id: r.refund_id, status: 'SUCCESS' });
+          else await noteOn(order.id, `refund ${r.refund_status}: ops must refund by hand`);
+        }
+        return { status: 200, code: 'SUCCESS', message: '成功' };
+      }
       if (parsed.eventType !== 'TRANSACTION.SUCCESS') return { status: 200, code: 'SUCCESS', message: '成功' };
       const t = parsed.resource as PayTransaction;
       if (!t || typeof t.out_trade_no !== 'string' || t.trade_state !== 'SUCCESS') return { status: 400, code: 'FAIL', message: 'unexpected resource' };
@@ -499,6 +548,14 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
         return { status: 500, code: 'FAIL', message: '处理失败' };
       }
       return { status: 200, code: 'SUCCESS', message: '成功' };
+    },
+
+    /** Jobs: refunds still owed (asked again only after a query finds none). */
+    async runRefunds(limit = 100): Promise<number> {
+      const due = await db.select().from(mallOrders).where(and(eq(mallOrders.state, 'refund_pending'), sql`${mallOrders.cashFen} > 0`)).limit(limit);
+      let n = 0;
+      for (const order of due) if ((await refund(order)).state === 'refunded') n++;
+      return n;
     },
 
     /** Jobs: points + cash orders past their payment deadline are queried, closed and cancelled (points back). */

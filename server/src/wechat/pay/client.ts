@@ -29,6 +29,41 @@ export const TRANSACTIONS_OUT_TRADE_NO_PATH = '/v3/pay/transactions/out-trade-no
 
 export type TradeState = 'SUCCESS' | 'REFUND' | 'NOTPAY' | 'CLOSED' | 'REVOKED' | 'USERPAYING' | 'PAYERROR';
 
+export const REFUNDS_PATH = '/v3/refund/domestic/refunds';
+export type RefundStatus = 'SUCCESS' | 'CLOSED' | 'PROCESSING' | 'ABNORMAL';
+
+/** POST /v3/refund/domestic/refunds (§6.5); idempotent by out_refund_no. */
+export interface RefundInput {
+  out_trade_no: string;
+  out_refund_no: string;
+  reason?: string;
+  notify_url?: string;
+  amount: { refund: number; total: number; currency: 'CNY' };
+}
+
+export interface PayRefund {
+  refund_id: string;
+  out_refund_no: string;
+  transaction_id: string;
+  out_trade_no: string;
+  status: RefundStatus;
+  success_time?: string;
+  create_time: string;
+  amount: { refund: number; total: number; payer_total?: number; payer_refund?: number; currency?: string };
+}
+
+/** The decrypted resource of REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED. */
+export interface RefundNotification {
+  mchid: string;
+  out_trade_no: string;
+  transaction_id: string;
+  out_refund_no: string;
+  refund_id: string;
+  refund_status: RefundStatus;
+  success_time?: string;
+  amount: { total: number; refund: number };
+}
+
 /** The body of POST /v3/pay/transactions/jsapi (minus mchid, added by the client). */
 export interface JsapiPrepayInput {
   /** The AppID the payer's openid belongs to: the mini program's for wx.requestPayment. */
@@ -278,6 +313,25 @@ export function createPayClient(opts: PayClientOptions) {
     /** Close an unpaid order (204). A paid order is refused (400 ORDERPAID): query, it is paid. */
     async closeTransaction(outTradeNo: string): Promise<void> {
       await call<undefined>('POST', `${TRANSACTIONS_OUT_TRADE_NO_PATH}/${encodeURIComponent(outTradeNo)}/close`, { mchid: opts.mchid });
+    },
+
+    /** Refund a paid order (all or part). A PayUnknownError: query by out_refund_no before asking again, same number. */
+    async createRefund(input: RefundInput): Promise<PayRefund> {
+      const { data } = await call<PayRefund>('POST', REFUNDS_PATH, input);
+      if (!data || typeof data.status !== 'string') throw new PayUnknownError('bad_response', 'refund answer without status');
+      return data;
+    },
+
+    /** The refund, or null when WeChat Pay has none with that out_refund_no. */
+    async queryRefund(outRefundNo: string): Promise<PayRefund | null> {
+      try {
+        const { data } = await call<PayRefund>('GET', `${REFUNDS_PATH}/${encodeURIComponent(outRefundNo)}`);
+        if (!data || typeof data.status !== 'string') throw new PayUnknownError('bad_response', 'refund query answer without status');
+        return data;
+      } catch (err) {
+        if (err instanceof PayApiError && err.status === 404) return null;
+        throw err;
+      }
     },
 
     /** The wx.requestPayment object for a prepay_id: paySign with the merchant key over the mini program's appId. */

@@ -10,6 +10,7 @@
  * JSAPI payment (§6.4): prepay (idempotent by out_trade_no and body), query, close, and the user paying through
  * POST /__sandbox/pay/request-payment (the wx.requestPayment object, paySign checked) or
  * /__sandbox/pay/transactions/:outTradeNo/pay, which send a signed, encrypted TRANSACTION.SUCCESS notification.
+ * Refunds (§6.5) start PROCESSING; POST /__sandbox/pay/refunds/:outRefundNo/{succeed,abnormal} finishes them (REFUND.*).
  * Mount under a prefix: requests may be signed over the path with or without it (`/v3/…` as in production).
  */
 import { constants, randomBytes, randomUUID, verify } from 'node:crypto';
@@ -85,6 +86,20 @@ const TERMINAL = new Set<BillState>(['SUCCESS', 'FAIL', 'CANCELLED']);
 
 export type TradeState = 'NOTPAY' | 'SUCCESS' | 'CLOSED' | 'REFUND';
 
+export interface SandboxRefund {
+  refund_id: string;
+  out_refund_no: string;
+  out_trade_no: string;
+  transaction_id: string;
+  status: 'PROCESSING' | 'SUCCESS' | 'ABNORMAL' | 'CLOSED';
+  refund: number;
+  total: number;
+  notify_url?: string;
+  create_time: string;
+  success_time?: string;
+  requestKey: string;
+}
+
 /** A JSAPI order (POST /v3/pay/transactions/jsapi). */
 export interface JsapiTransaction {
   appid: string;
@@ -123,6 +138,8 @@ export class PaySandboxState {
   readonly bills = new Map<string, TransferBill>();
   /** JSAPI orders by out_trade_no. */
   readonly transactions = new Map<string, JsapiTransaction>();
+  /** Refunds by out_refund_no. */
+  readonly refunds = new Map<string, SandboxRefund>();
   readonly notifications: SentNotification[] = [];
   /** Every /v3 request as `METHOD path` (query-before-retry is visible to tests). */
   readonly calls: string[] = [];
@@ -217,6 +234,30 @@ export class PaySandboxState {
     return p;
   }
 
+  /** The bank finished the refund: SUCCESS (or ABNORMAL), then REFUND.* to its notify_url. */
+  finishRefund(r: SandboxRefund, status: 'SUCCESS' | 'ABNORMAL' = 'SUCCESS'): Promise<SentNotification | undefined> {
+    r.status = status;
+    if (status === 'SUCCESS') r.success_time = rfc3339(this.now());
+    if (!r.notify_url) return Promise.resolve(undefined);
+    const t = this.transactions.get(r.out_trade_no);
+    const resource = {
+      mchid: this.opts.mchid, out_trade_no: r.out_trade_no, transaction_id: r.transaction_id, out_refund_no: r.out_refund_no, refund_id: r.refund_id,
+      refund_status: status, ...(r.success_time ? { success_time: r.success_time } : {}), user_received_account: '支付用户零钱',
+      amount: { total: r.total, refund: r.refund, payer_total: t?.total ?? r.total, payer_refund: r.refund },
+    };
+    const id = randomUUID();
+    const body = JSON.stringify({
+      id, create_time: rfc3339(this.now()), resource_type: 'encrypt-resource', event_type: `REFUND.${status}`, summary: status === 'SUCCESS' ? '退款成功' : '退款异常',
+      resource: { original_type: 'refund', ...encryptNotificationResource(JSON.stringify(resource), this.opts.apiV3Key, { associatedData: 'refund' }) },
+    });
+    const sent: SentNotification = { seq: ++this.seq, id, at: rfc3339(this.now()), url: r.notify_url, out_bill_no: r.out_refund_no, state: 'SUCCESS', status: null, body };
+    this.notifications.push(sent);
+    const p = this.deliver(sent);
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+    return p;
+  }
+
   /** POST (or re-POST, with fresh signature headers) a notification; records the receiver's status. */
   async deliver(n: SentNotification): Promise<SentNotification> {
     try {
@@ -302,6 +343,15 @@ function parseAuthorization(h: string | undefined): Record<'mchid' | 'nonce_str'
 const BILL_PATH = '/v3/fund-app/mch-transfer/transfer-bills';
 const JSAPI_PATH = '/v3/pay/transactions/jsapi';
 const TRADE_PATH = '/v3/pay/transactions/out-trade-no';
+const REFUND_PATH = '/v3/refund/domestic/refunds';
+
+function publicRefund(r: SandboxRefund) {
+  return {
+    refund_id: r.refund_id, out_refund_no: r.out_refund_no, transaction_id: r.transaction_id, out_trade_no: r.out_trade_no, channel: 'ORIGINAL',
+    user_received_account: '支付用户零钱', ...(r.success_time ? { success_time: r.success_time } : {}), create_time: r.create_time, status: r.status,
+    funds_account: 'AVAILABLE', amount: { total: r.total, refund: r.refund, payer_total: r.total, payer_refund: r.refund, settlement_refund: r.refund, settlement_total: r.total, discount_refund: 0, currency: 'CNY' },
+  };
+}
 
 /** Request validation of the JSAPI prepay (§6.4); undefined when acceptable. */
 function validateJsapi(b: any, mchid: string, allowHttp: boolean): Problem | undefined {
@@ -481,6 +531,41 @@ export function paySandboxPlugin(state: PaySandboxState): FastifyPluginAsync {
         return reply.code(204).send();
       });
 
+      // ---- Refunds (§6.5) ----
+      v3.post(REFUND_PATH, async (req, reply) => {
+        const parsed = parseJson(req.body);
+        if (!parsed.ok) return fail(reply, PARAM('请求体不是合法的JSON'));
+        const b = parsed.value;
+        if (!b || typeof b.out_refund_no !== 'string' || !/^[A-Za-z0-9_\-|*@]{1,64}$/.test(b.out_refund_no)) return fail(reply, PARAM('out_refund_no不合法'));
+        if (typeof b.out_trade_no !== 'string') return fail(reply, PARAM('out_trade_no与transaction_id必填其一'));
+        if (!b.amount || !Number.isSafeInteger(b.amount.refund) || b.amount.refund < 1 || !Number.isSafeInteger(b.amount.total)) return fail(reply, PARAM('amount.refund与amount.total必须为正整数'));
+        const requestKey = canonical(b);
+        const existing = state.refunds.get(b.out_refund_no);
+        if (existing) {
+          if (existing.requestKey !== requestKey) return fail(reply, [400, 'INVALID_REQUEST', '退款单号已存在，且请求参数与原退款单不一致']);
+          return publicRefund(existing);
+        }
+        const t = state.transactions.get(b.out_trade_no);
+        if (!t) return fail(reply, [404, 'RESOURCE_NOT_EXISTS', '订单不存在']);
+        if (t.trade_state !== 'SUCCESS' && t.trade_state !== 'REFUND') return fail(reply, [400, 'INVALID_REQUEST', '订单未支付，不能退款']);
+        if (b.amount.total !== t.total) return fail(reply, [400, 'INVALID_REQUEST', '订单金额total与原订单不一致']);
+        const refunded = [...state.refunds.values()].filter((r) => r.out_trade_no === t.out_trade_no && r.status !== 'CLOSED').reduce((n, r) => n + r.refund, 0);
+        if (refunded + b.amount.refund > t.total) return fail(reply, [400, 'NOT_ENOUGH', '退款金额超过订单可退金额']);
+        const r: SandboxRefund = {
+          refund_id: `5030${digits(25)}`, out_refund_no: b.out_refund_no, out_trade_no: t.out_trade_no, transaction_id: t.transaction_id!, status: 'PROCESSING',
+          refund: b.amount.refund, total: t.total, ...(b.notify_url ? { notify_url: b.notify_url as string } : {}), create_time: rfc3339(state.now()), requestKey,
+        };
+        state.refunds.set(r.out_refund_no, r);
+        t.trade_state = 'REFUND';
+        return publicRefund(r);
+      });
+
+      v3.get(`${REFUND_PATH}/:outRefundNo`, async (req, reply) => {
+        const r = state.refunds.get((req.params as { outRefundNo: string }).outRefundNo);
+        if (!r) return fail(reply, [404, 'RESOURCE_NOT_EXISTS', '退款单不存在']);
+        return publicRefund(r);
+      });
+
       v3.post(`${BILL_PATH}/out-bill-no/:outBillNo/cancel`, async (req, reply) => {
         const bill = state.bills.get((req.params as { outBillNo: string }).outBillNo);
         if (!bill) return fail(reply, [404, 'RESOURCE_NOT_EXISTS', '记录不存在']);
@@ -540,6 +625,16 @@ export function paySandboxPlugin(state: PaySandboxState): FastifyPluginAsync {
       return pay(reply, t);
     });
     app.get('/__sandbox/pay/transactions', async () => [...state.transactions.values()].map(publicTransaction));
+    // The bank's side of a refund: it succeeds (or goes abnormal) and WeChat Pay notifies.
+    for (const [name, status] of [['succeed', 'SUCCESS'], ['abnormal', 'ABNORMAL']] as const) {
+      app.post(`/__sandbox/pay/refunds/:outRefundNo/${name}`, async (req, reply) => {
+        const r = state.refunds.get((req.params as { outRefundNo: string }).outRefundNo);
+        if (!r) return reply.code(404).send({ ok: false, error: 'no such refund' });
+        if (r.status !== 'PROCESSING') return reply.code(409).send({ ok: false, error: `refund is ${r.status}` });
+        const notification = await state.finishRefund(r, status);
+        return { ok: true, refund: publicRefund(r), notification: notification ?? null };
+      });
+    }
 
     app.get('/__sandbox/pay/bills', async () => [...state.bills.values()].map(publicBill));
     app.get('/__sandbox/pay/notifications', async () => state.notifications);

@@ -163,3 +163,27 @@ t.test('ops store input is validated', async (t) => {
   t.equal((await h.inject({ method: 'GET', url: '/api/ops/stores', headers: h.ops })).json().length, 2);
   t.equal((await h.inject({ method: 'GET', url: '/api/ops/stores/S001/staff', headers: h.ops })).json().length, 0);
 });
+
+t.test("a campaign's store-bound coupon prize is shown, redeemed at its store and counted for the campaign", async (t) => {
+  const h = await setup(t);
+  const { campaigns, campaignPrizes } = await import('../src/campaigns/tables.ts');
+  const { fulfilments } = await import('../src/fulfilment/tables.ts');
+  const { db } = h.database;
+  const now = h.clock.now();
+  const [c] = await db.insert(campaigns).values({ name: '开盖有礼', status: 'live', startsAt: new Date(now.getTime() - 86_400_000), endsAt: new Date(now.getTime() + 30 * 86_400_000) }).returning();
+  const [prize] = await db.insert(campaignPrizes).values({ campaignId: c!.id, name: '批发店满50减10', kind: 'coupon', value: 1000, coupon: { title: '满50减10', validDays: 30, storeIds: ['S002'] }, weight: 1 }).returning();
+  const m = await h.member();
+  // The fulfilment job exactly as the draw inserts it; the worker issues the coupon.
+  await db.insert(fulfilments).values({ sourceKey: 'draw:9001', drawId: 9001, campaignId: c!.id, openid: m.who.openid, prizeId: prize!.id, kind: 'coupon', amount: 1000, state: 'pending', nextAttemptAt: now, outNo: 'D9001', createdAt: now, updatedAt: now });
+  await h.services.fulfilment.runDue();
+  const mine = (await h.inject({ method: 'GET', url: '/api/mp/coupons', headers: m.headers })).json();
+  t.equal(mine.length, 1);
+  t.match(mine[0], { title: '满50减10', valueFen: 1000, status: 'issued', stores: [{ id: 'S002', name: '徐汇批发店' }] });
+  const staff = await h.staff('S002');
+  const qr = (await h.qr(m, mine[0].id)).json().qr;
+  t.equal((await h.redeem(staff, { qr })).statusCode, 200);
+  const usage = (await h.inject({ method: 'GET', url: `/api/ops/coupons/usage?campaignId=${c!.id}`, headers: h.ops })).json();
+  t.match(usage.find((u: any) => u.storeId === 'S002'), { issued: 1, redeemed: 1 });
+  const other = (await h.inject({ method: 'GET', url: `/api/ops/coupons/usage?campaignId=${c!.id + 1}`, headers: h.ops })).json();
+  t.match(other.find((u: any) => u.storeId === 'S002'), { issued: 0, redeemed: 0 });
+});

@@ -121,3 +121,59 @@ export type PointsEntry = Static<typeof PointsEntrySchema>;
 export type PointsHistoryQuery = Static<typeof PointsHistoryQuerySchema>;
 export type PointsHistory = Static<typeof PointsHistorySchema>;
 export type CheckInResponse = Static<typeof CheckInResponseSchema>;
+
+// ---- profile, consent, privacy ----
+
+export const ProfileAnswerSchema = Type.Object({
+  key: Type.String(),
+  value: Type.Unknown(),
+  display: Type.String(),
+  /** chat | mini_program */
+  source: Type.String(),
+  answeredAt: Type.String(),
+});
+
+export const ProfileViewSchema = Type.Object({
+  /** The golden questions (shared/campaigns.ts GoldenQuestion), for the form. */
+  questions: Type.Array(Type.Unknown()),
+  answers: Type.Array(ProfileAnswerSchema),
+  /** Every profile question has an answer. */
+  complete: Type.Boolean(),
+});
+
+/** Answers as the member typed or picked them: an option's text (or number), a number, "广东深圳". */
+export const ProfileUpdateBodySchema = Type.Object({
+  answers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,31}$' }), Type.String({ minLength: 1, maxLength: 100 })),
+}, { additionalProperties: false });
+
+export const ConsentBodySchema = Type.Object({
+  /** The privacy policy version the member agreed to, e.g. 2026-11. */
+  version: Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Za-z0-9._-]+$' }),
+}, { additionalProperties: false });
+
+export const ConsentSchema = Type.Object({ version: Type.String(), at: Type.String() });
+
+export const DeleteAccountBodySchema = Type.Object({
+  /** Must be true: deleting cannot be undone. */
+  confirm: Type.Literal(true),
+}, { additionalProperties: false });
+
+// ---- invites ----
+
+export const InviteViewSchema = Type.Object({
+  code: Type.String(),
+  /** The mini-program page the code opens, and its scene (read with decodeURIComponent(query.scene)). */
+  page: Type.String(),
+  scene: Type.String(),
+  /** GET this (with the session) for the mini-program code image (PNG). */
+  imagePath: Type.String(),
+  invited: Type.Integer(),
+  rewarded: Type.Integer(),
+});
+
+export const AcceptInviteBodySchema = Type.Object({ inviteCode: Type.String({ minLength: 4, maxLength: 16, pattern: '^[A-Za-z0-9]+$' }) }, { additionalProperties: false });
+
+export type ProfileView = Static<typeof ProfileViewSchema>;
+export type ProfileUpdateBody = Static<typeof ProfileUpdateBodySchema>;
+export type ConsentBody = Static<typeof ConsentBodySchema>;
+export type InviteView = Static<typeof InviteViewSchema>;

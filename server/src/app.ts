@@ -62,6 +62,9 @@ import { createTiers } from './members/tiers.ts';
 import { createEarn } from './members/earn.ts';
 import { createMemberPoints } from './members/points.ts';
 import { registerMemberChat, createReminderSender } from './members/chat.ts';
+import { createProfile } from './members/profile.ts';
+import { createInvites } from './members/invites.ts';
+import { memberEvents } from './members/tables.ts';
 // mini-program redemption
 import { createMpRedeemService } from './campaigns/mp-redeem.ts';
 import { mpRedeemRoutes } from './campaigns/mp-routes.ts';
@@ -163,6 +166,20 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   });
   const memberPoints = createMemberPoints({ db, ledger, earn, tiers, members, now: () => clock.now() });
   memberHooks.phoneBound.push(async (m) => void (await earn.earn(m.openid, 'bind_phone', String(m.id))));
+  // Fraud hook point for members: the fraud capability's verdict on the bound phone (shared by a farm, blacklisted)
+  // is recorded as a `fraud_hold` member event; invites.onBecameMember withholds the inviter's reward for such invitees.
+  memberHooks.phoneBound.push(async (m, phone) => {
+    if (fraudHooks && (await fraudHooks.onPhoneBound(m.openid, phone, clock.now()))) {
+      await db.insert(memberEvents).values({ memberId: m.id, kind: 'fraud_hold', detail: { at: 'phone_bound' }, createdAt: clock.now() });
+    }
+  });
+  const profile = createProfile({ db, clock, piiKey: config.piiKey, sessions, onCompleted: async (m) => void (await earn.earn(m.openid, 'complete_profile', String(m.id))) });
+  const invites = createInvites({ db, clock, earn, mina: minaOrFail, envVersion: config.env === 'production' ? 'release' : 'develop' });
+  memberHooks.created.push(async (m, ctx) => {
+    // A bad invite code never fails a login: the invite is simply not recorded.
+    if (ctx.inviteCode) await invites.accept(m, ctx.inviteCode).catch(() => undefined);
+  });
+  memberHooks.becameMember.push(async (m) => void (await invites.onBecameMember(m)));
   registerMemberChat(ext, earn, app.log);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
   const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment() });
@@ -216,7 +233,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await mp.register(mpAuthPlugin, { sessions });
     await mp.register(fulfilmentMpRoutes, { fulfilment });
     // members core
-    await mp.register(memberMpRoutes, { members, points: memberPoints });
+    await mp.register(memberMpRoutes, { members, points: memberPoints, profile, invites });
     // commerce
     await mp.register(mallMpRoutes, { mall });
     await mp.register(couponMpRoutes, { coupons });
@@ -257,7 +274,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, profile, invites, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -55,8 +55,8 @@ t.test('a unionid shared with an official-account follower links the mini progra
   // Points won in chat live under the official-account openid …
   await h.services.ledger.credit('oOfficialAcct01', 30, 'test:chat-draw', 'draw');
   const a = await mpLogin(h, { unionid: 'uLinked0001' });
-  // … and the mini program sees them: one person, one account.
-  t.equal(a.member.points, 30);
+  // … and the mini program sees them (with the follow points): one person, one account.
+  t.equal(a.member.points, 30 + 50);
   t.equal(a.member.following, true);
   const b = await mpLogin(h, { unionid: 'uNotLinked01' });
   t.equal(b.member.points, 0);

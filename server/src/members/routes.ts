@@ -7,7 +7,11 @@ import { ErrorResponseSchema } from '../../../shared/ops.ts';
 import {
   BindPhoneBodySchema, BindPhoneResponseSchema, CheckInResponseSchema, MemberCentreSchema, MemberMeSchema, MpLoginBodySchema, MpLoginResponseSchema,
   MpRefreshBodySchema, MpSessionSchema, PointsHistoryQuerySchema, PointsHistorySchema,
+  AcceptInviteBodySchema, ConsentBodySchema, ConsentSchema, DeleteAccountBodySchema, InviteViewSchema, ProfileUpdateBodySchema, ProfileViewSchema,
 } from '../../../shared/members.ts';
+import { Type } from 'typebox';
+import type { Profile } from './profile.ts';
+import type { Invites } from './invites.ts';
 import type { MembersService } from './service.ts';
 import type { MemberPoints } from './points.ts';
 import type { IssuedSession } from './sessions.ts';
@@ -20,7 +24,9 @@ const errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 403: ErrorR
 
 const security = [{ bearerAuth: [] }];
 
-export const memberMpRoutes: FastifyPluginAsyncTypebox<{ members: MembersService; points: MemberPoints }> = async (app, { members, points }) => {
+export const memberMpRoutes: FastifyPluginAsyncTypebox<{ members: MembersService; points: MemberPoints; profile: Profile; invites: Invites }> = async (app, { members, points, profile, invites }) => {
+  const me = (memberId: number) => members.byId(memberId);
+
   app.post('/login', {
     config: { mpPublic: true },
     schema: { tags: ['mini program'], summary: 'wx.login code → session (one person, one member)', body: MpLoginBodySchema, response: { 200: MpLoginResponseSchema, ...errors } },
@@ -53,4 +59,45 @@ export const memberMpRoutes: FastifyPluginAsyncTypebox<{ members: MembersService
   app.post('/me/checkin', {
     schema: { tags: ['mini program'], summary: 'Daily check-in (once per China day)', security, response: { 200: CheckInResponseSchema, ...errors } },
   }, async (req) => points.checkIn(req.member.openid, req.member.memberId));
+
+  app.get('/me/profile', {
+    schema: { tags: ['mini program'], summary: 'My golden-question profile (shared with the chat) and the questions for the form', security, response: { 200: ProfileViewSchema, ...errors } },
+  }, async (req) => profile.view(await me(req.member.memberId)));
+
+  app.put('/me/profile', {
+    schema: { tags: ['mini program'], summary: 'Answer profile questions (read exactly as the chat reads answers); all or nothing', security, body: ProfileUpdateBodySchema, response: { 200: ProfileViewSchema, ...errors } },
+  }, async (req) => profile.update(await me(req.member.memberId), req.body.answers));
+
+  app.put('/me/consent', {
+    schema: { tags: ['mini program'], summary: 'Record my privacy consent (policy version, now)', security, body: ConsentBodySchema, response: { 200: ConsentSchema, ...errors } },
+  }, async (req) => profile.consent(await me(req.member.memberId), req.body.version));
+
+  app.get('/me/export', {
+    schema: { tags: ['mini program'], summary: 'Export all my data (JSON, PIPL)', security, response: { 200: Type.Object({}, { additionalProperties: true }), ...errors } },
+  }, async (req, reply) => {
+    reply.header('content-disposition', 'attachment; filename="my-data.json"');
+    return profile.exportAll(await me(req.member.memberId));
+  });
+
+  app.post('/me/delete', {
+    schema: { tags: ['mini program'], summary: 'Delete my account: personal data erased, ledger kept anonymised; the session ends', security, body: DeleteAccountBodySchema, response: { 200: Type.Object({ deleted: Type.Literal(true) }), ...errors } },
+  }, async (req) => {
+    await profile.deleteAccount(await me(req.member.memberId));
+    return { deleted: true as const };
+  });
+
+  app.get('/me/invite', {
+    schema: { tags: ['mini program'], summary: 'My invite code, its mini-program page/scene and how many I invited', security, response: { 200: InviteViewSchema, ...errors } },
+  }, async (req) => invites.view(await me(req.member.memberId)));
+
+  app.get('/me/invite/qrcode', {
+    schema: { tags: ['mini program'], summary: 'My invite as a mini-program code image (wxacode.getUnlimited, PNG)', security, produces: ['image/png'], response: { 200: Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'image/png' }), ...errors } },
+  }, async (req, reply) => {
+    const img = await invites.image(await me(req.member.memberId));
+    return reply.header('content-type', img.contentType || 'image/png').header('cache-control', 'private, max-age=3600').send(img.image);
+  });
+
+  app.post('/me/invited-by', {
+    schema: { tags: ['mini program'], summary: 'Accept an invite (before becoming a member; once; not my own)', security, body: AcceptInviteBodySchema, response: { 200: Type.Object({ inviterId: Type.Integer() }), ...errors } },
+  }, async (req) => invites.accept(await me(req.member.memberId), req.body.inviteCode));
 };

@@ -22,10 +22,10 @@ import { memberEvents, members, type Member } from './tables.ts';
 
 /** Things that happen to a member that other parts (earn rules, invites, fraud) react to. */
 export interface MemberHooks {
-  /** Inside the transaction that made the user a member (phone + follow). */
-  becameMember: Array<(m: Member, tx: Tx) => Promise<void>>;
-  /** After a verified phone was bound (outside the transaction). */
-  phoneBound: Array<(m: Member) => Promise<void>>;
+  /** After the transaction that made the user a member (phone + follow) committed. */
+  becameMember: Array<(m: Member) => Promise<void>>;
+  /** After a verified phone was bound (outside the transaction); `phone` in the clear for the fraud checks. */
+  phoneBound: Array<(m: Member, phone: string) => Promise<void>>;
   /** After a login created a new member row. */
   created: Array<(m: Member, ctx: { inviteCode?: string }) => Promise<void>>;
 }
@@ -153,20 +153,29 @@ export function createMembersService(deps: {
     }
   }
 
-  /** Following + verified phone → member, once (an event and the hooks, in one transaction). */
-  async function evaluateMembership(memberId: number, tx?: Tx): Promise<boolean> {
+  /**
+   * Following + verified phone → member, once (flag and event in one transaction). Within a caller's transaction
+   * the caller runs the hooks after its commit (`afterBecameMember`); otherwise they run here.
+   */
+  async function evaluateMembership(memberId: number, tx?: Tx): Promise<Member | null> {
     const run = async (t: Tx) => {
       const [m] = rows(await t.execute(sql`SELECT id FROM members WHERE id = ${memberId} FOR UPDATE`));
-      if (!m) return false;
+      if (!m) return null;
       const member = await byId(memberId, t);
-      if (member.isMember || !member.phoneVerified || !(await following(member.openid, t))) return false;
+      if (member.isMember || !member.phoneVerified || !(await following(member.openid, t))) return null;
       const [u] = await t.update(members).set({ isMember: true, memberSince: clock.now() }).where(and(eq(members.id, memberId), eq(members.isMember, false))).returning();
-      if (!u) return false;
+      if (!u) return null;
       await event(t, memberId, 'became_member', { phone: true, following: true });
-      for (const h of hooks.becameMember) await h(u, t);
-      return true;
+      return u;
     };
-    return tx ? run(tx) : db.transaction(run);
+    if (tx) return run(tx);
+    const became = await db.transaction(run);
+    if (became) await afterBecameMember(became);
+    return became;
+  }
+
+  async function afterBecameMember(m: Member) {
+    for (const h of hooks.becameMember) await h(m);
   }
 
   return {
@@ -198,9 +207,9 @@ export function createMembersService(deps: {
       const phone = normalisePhone(info.purePhoneNumber);
       if (!phone) throw new AppError('VALIDATION', '手机号格式不正确', { reason: 'invalid_phone' });
       const hash = phoneHash(phone, piiKey);
-      let becameMember = false;
+      let became: Member | null = null;
       try {
-        becameMember = await db.transaction(async (tx) => {
+        became = await db.transaction(async (tx) => {
           await tx.execute(sql`SELECT id FROM members WHERE id = ${memberId} FOR UPDATE`);
           const m = await byId(memberId, tx);
           const [other] = await tx.select({ id: members.id }).from(members)
@@ -218,9 +227,11 @@ export function createMembersService(deps: {
         if (isUniqueViolation(err)) throw new AppError('CONFLICT', '该手机号已绑定其他会员', { reason: 'phone_taken' });
         throw err;
       }
+      // Phone hooks first (earn, fraud signals), so the membership hooks (invite reward) see their verdict.
       const m = await byId(memberId);
-      for (const h of hooks.phoneBound) await h(m);
-      return { phoneMasked: maskPhone(phone), becameMember, member: await view(m) };
+      for (const h of hooks.phoneBound) await h(m, phone);
+      if (became) await afterBecameMember(became);
+      return { phoneMasked: maskPhone(phone), becameMember: became !== null, member: await view(await byId(memberId)) };
     },
 
     refresh: (refreshToken: string) => sessions.refresh(refreshToken),

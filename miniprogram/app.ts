@@ -7,8 +7,10 @@ App<IAppOption>({
     memberId: null,
   },
   onLaunch(options) {
+    // The invite code image's scene is `i=<code>` (wxacode.getUnlimited hands it over URL-encoded).
     const scene = options.query?.['scene'];
-    if (typeof scene === 'string' && scene) rememberInvite(decodeURIComponent(scene));
+    const invite = typeof scene === 'string' ? /^i=([A-Za-z0-9]{4,16})$/.exec(decodeURIComponent(scene)) : null;
+    if (invite) rememberInvite(invite[1]!);
     ensureLogin()
       .then(() => {
         this.globalData.memberId = currentMember()?.memberId ?? null;

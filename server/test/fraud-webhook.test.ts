@@ -6,6 +6,7 @@
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
+import { parse } from 'csv-parse/sync';
 import { manualClock } from '../src/platform/clock.ts';
 import { generateCodes } from '../src/campaigns/codes.ts';
 import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
@@ -267,4 +268,9 @@ t.test('review queue: approve and reject are exactly-once under double clicks; a
   t.match(audit[1]!.detail, { blacklisted: true, stockReturned: true, note: 'farm' });
   t.match((await s.sim.text('oWinB', s.codes[2]!)).content, /暂时无法参与兑奖/, 'the rejected user was blacklisted');
   t.equal((await s.api('POST', `/api/ops/fraud/reviews/999/approve`, {})).statusCode, 404);
+
+  // The redemptions export carries the decision and the review's outcome.
+  const csv = (await s.api('GET', `/api/ops/campaigns/${s.campaign.id}/redemptions.csv`)).body.replace(/^\uFEFF/, '');
+  const rows = parse(csv, { columns: true }) as Array<{ openid: string; risk_decision: string }>;
+  t.same(rows.filter((x) => x.openid !== 'oWinB' || x.risk_decision !== '').map((x) => [x.openid, x.risk_decision]), [['oWinA', 'hold:approved'], ['oWinB', 'hold:rejected']]);
 });

@@ -130,7 +130,9 @@ export function createCampaignAdminRepo(db: Db) {
                (extract(epoch FROM r.redeemed_at) * 1000)::float8 AS redeemed_ms,
                (SELECT count(*) FROM profile_answers pa WHERE pa.openid = r.openid)::int AS answers,
                d.outcome, p.name AS prize_name, p.kind AS prize_kind, coalesce(f.state, CASE WHEN p.kind = 'points' THEN 'succeeded' END) AS fulfilment_state,
-               r.risk ->> 'decision' AS risk_decision
+               -- fraud: a hold shows its review's outcome (hold:pending / hold:approved / hold:rejected)
+               CASE WHEN r.risk ->> 'decision' = 'hold' THEN 'hold' || coalesce(':' || (SELECT fr.status FROM fraud_reviews fr WHERE fr.draw_id = d.id), '')
+                    ELSE r.risk ->> 'decision' END AS risk_decision
         FROM redemptions r
         LEFT JOIN code_batches b ON b.id = r.batch_id
         LEFT JOIN draws d ON d.redemption_id = r.id

@@ -195,7 +195,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
 
     if (deps.fraud) {
       // The prize is known here: a hold keeps it (stock taken) but its fulfilment and points wait for review.
-      const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now);
+      const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now, redemptionId);
       if (verdict.decision === 'block') return FRAUD_TEXTS.blocked;
       if (verdict.decision === 'hold') {
         const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize?.shards ?? 1, 1));

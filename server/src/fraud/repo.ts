@@ -190,6 +190,11 @@ export function createFraudRepo(db: Db) {
         RETURNING id`));
       return Number(rows[0]!.id);
     },
+    /** The decision on the redemption row itself (the redemptions export's risk column). */
+    async markRedemption(redemptionId: string | number, decision: 'allow' | 'hold' | 'block', v: { score: number; reasons: Array<{ feature: string }>; modelVersion: number }, tx: Tx = db) {
+      const risk = { decision, score: Math.round(v.score * 1000) / 1000, reasons: v.reasons.map((r) => r.feature), version: v.modelVersion };
+      await tx.execute(sql`UPDATE redemptions SET risk = ${JSON.stringify(risk)}::jsonb WHERE id = ${redemptionId}`);
+    },
     async decisionsOf(openid: string, limit = 20) {
       return rowsOf<Record<string, unknown>>(await db.execute(sql`
         SELECT id, stage, decision, score, reasons, model_version, campaign_id, redemption_id::text, draw_id::text, created_at

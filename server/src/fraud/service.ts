@@ -290,6 +290,7 @@ export function createFraudService(deps: FraudDeps) {
         openid: a.openid, stage: 'draw', decision: 'hold', score: a.verdict.score, reasons: a.verdict.reasons, features: a.verdict.features,
         modelVersion: a.verdict.modelVersion, campaignId: a.campaignId, redemptionId: a.input.redemptionId, drawId, at: now,
       }, tx);
+      await repo.markRedemption(a.input.redemptionId, 'hold', a.verdict, tx);
       let reviewId: number | null = null;
       if (kind && (kind !== 'points' || amount > 0)) {
         const sourceKey = won ? `draw:${drawId}` : `consolation:${drawId}`;
@@ -404,17 +405,23 @@ export function createFraudService(deps: FraudDeps) {
       }
     },
 
-    /** Before a prize is issued (its kind known): allow, hold or block. */
-    async atDraw(openid: string, campaignId: number, prizeKind: string | null, now: Date): Promise<Verdict> {
+    /** Before a prize is issued (its kind known): allow, hold or block (a block is recorded here: no draw follows). */
+    async atDraw(openid: string, campaignId: number, prizeKind: string | null, now: Date, redemptionId?: string): Promise<Verdict> {
       await refresh();
       const st = await stateOf(openid);
-      return verdictOf(featuresOf(openid, now, st, campaignId, false), prizeKind);
+      const v = verdictOf(featuresOf(openid, now, st, campaignId, false), prizeKind);
+      if (v.decision === 'block') {
+        await repo.recordDecision({ openid, stage: 'draw', decision: 'block', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId, redemptionId: redemptionId ?? null, at: now });
+        if (redemptionId) await repo.markRedemption(redemptionId, 'block', v);
+      }
+      return v;
     },
 
     /** Records an allow decision of a user whose signals were read (the review history shows them). */
     async recordAllow(openid: string, v: Verdict, campaignId: number, redemptionId: string, now: Date) {
       if (!flagged.has(openid)) return;
       await repo.recordDecision({ openid, stage: 'draw', decision: 'allow', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId, redemptionId, at: now });
+      await repo.markRedemption(redemptionId, 'allow', v);
     },
 
     heldDraw,

@@ -143,11 +143,19 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
     return (await move(tx, order.id, ['paid'], 'fulfilled', { couponId }, `coupon ${couponId} issued`)) ?? order;
   }
 
+  /** Tier order: member_tiers.position (members' tiers, ops-editable) when set up, else the configured list. */
+  async function tierRanks(memberId: number): Promise<{ have: number; rank: (tier: string) => number }> {
+    const rows = await database.query<{ key: string; position: number }>(sql`SELECT key, position FROM member_tiers`);
+    const pos = new Map(rows.map((r) => [r.key, Number(r.position)]));
+    const rank = (tier: string) => pos.get(tier) ?? config.tiers.indexOf(tier);
+    const [m] = await database.query<{ tier: string | null }>(sql`SELECT tier FROM members WHERE id = ${memberId}`);
+    return { have: rank(m?.tier ?? config.tiers[0]!), rank };
+  }
+
   async function tierAllows(memberId: number, minTier: string | null): Promise<boolean> {
     if (!minTier) return true;
-    const rows = await database.query<{ tier: string | null }>(sql`SELECT tier FROM members WHERE id = ${memberId}`);
-    const have = config.tiers.indexOf(rows[0]?.tier ?? config.tiers[0]!);
-    return have >= config.tiers.indexOf(minTier);
+    const { have, rank } = await tierRanks(memberId);
+    return have >= rank(minTier);
   }
 
   async function byClientKey(openid: string, clientKey: string): Promise<MallOrder | undefined> {
@@ -361,11 +369,10 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
     async catalogue(member: OrderingMember) {
       const items = await db.select().from(mallItems).where(eq(mallItems.status, 'active')).orderBy(mallItems.position, mallItems.id);
       const held = await db.select().from(mallMemberCounts).where(eq(mallMemberCounts.openid, member.openid));
-      const tierRows = await database.query<{ tier: string | null }>(sql`SELECT tier FROM members WHERE id = ${member.memberId}`);
-      const tierIdx = config.tiers.indexOf(tierRows[0]?.tier ?? config.tiers[0]!);
+      const { have, rank } = await tierRanks(member.memberId);
       return items.map((item) => {
         const mine = held.find((h) => h.itemId === item.id)?.quantity ?? 0;
-        return { item, remainingForMe: item.perMemberLimit === null ? null : Math.max(0, item.perMemberLimit - mine), tierOk: !item.minTier || tierIdx >= config.tiers.indexOf(item.minTier) };
+        return { item, remainingForMe: item.perMemberLimit === null ? null : Math.max(0, item.perMemberLimit - mine), tierOk: !item.minTier || have >= rank(item.minTier) };
       });
     },
 

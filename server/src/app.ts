@@ -159,9 +159,9 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const sessions = createSessionService({ db, clock, ttlS: config.miniprogram.sessionTtlS, refreshTtlS: config.miniprogram.refreshTtlS });
   const memberHooks = createMemberHooks();
   const members = createMembersService({ db, clock, piiKey: config.piiKey, sessions, ledger, mina: minaOrFail, hooks: memberHooks });
-  const tiers = createTiers({ db, clock });
+  const tiers = createTiers({ db, clock, cacheTtlMs: config.rulesCacheTtlMs });
   const earn = createEarn({
-    db, clock, ledger, tiers, piiKey: config.piiKey,
+    db, clock, ledger, tiers, piiKey: config.piiKey, cacheTtlMs: config.rulesCacheTtlMs,
     remind: createReminderSender({ messaging, mina, templateId: config.miniprogram.pointsExpiryTemplateId, log: app.log }),
   });
   const memberPoints = createMemberPoints({ db, ledger, earn, tiers, members, now: () => clock.now() });
@@ -182,7 +182,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   memberHooks.becameMember.push(async (m) => void (await invites.onBecameMember(m)));
   registerMemberChat(ext, earn, app.log);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
-  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment() });
+  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks });
 
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);

@@ -32,12 +32,18 @@ export interface ReminderSender {
   (target: { openid: string; mpOpenid: string | null; points: number; expiresOn: string; key: string }): Promise<string | null>;
 }
 
-export function createEarn(deps: { db: Db; clock: Clock; ledger: Ledger; tiers: Tiers; piiKey: Buffer; remind?: ReminderSender }) {
+export function createEarn(deps: { db: Db; clock: Clock; ledger: Ledger; tiers: Tiers; piiKey: Buffer; remind?: ReminderSender; cacheTtlMs?: number }) {
   const { db, clock, ledger, tiers } = deps;
+  const ttl = deps.cacheTtlMs ?? 0;
+  let cache: { at: number; rules: Map<string, EarnRule> } | undefined;
 
   async function rule(key: EarnRuleKey, tx: Tx = db): Promise<EarnRule | undefined> {
-    const [r] = await tx.select().from(earnRules).where(eq(earnRules.key, key));
-    return r;
+    const now = Date.now();
+    if (!cache || ttl === 0 || now - cache.at >= ttl) {
+      const rows = await tx.select().from(earnRules);
+      cache = { at: now, rules: new Map(rows.map((r) => [r.key, r])) };
+    }
+    return cache.rules.get(key);
   }
 
   /**
@@ -67,9 +73,10 @@ export function createEarn(deps: { db: Db; clock: Clock; ledger: Ledger; tiers: 
       const points = Math.floor((base * pct) / 100);
       if (points <= 0) return { credited: false, reason: 'zero_points' };
       const entry = await ledger.credit(openid, points, idem, `earn:${key}`, { ...opts.detail, rule: key, base, multiplierPct: pct, validityDays: r.validityDays }, tx);
+      // Upgrades on earning, in the same transaction (account lock, then member lock: the order deletion uses too).
+      if (!entry.duplicate) await tiers.evaluate(openid, {}, tx);
       return { credited: true, duplicate: entry.duplicate, points, entry };
     });
-    if (out.credited && !out.duplicate) await tiers.evaluate(openid);
     return out;
   }
 
@@ -84,6 +91,7 @@ export function createEarn(deps: { db: Db; clock: Clock; ledger: Ledger; tiers: 
     async updateRule(key: string, patch: Partial<Pick<EarnRule, 'points' | 'enabled' | 'dailyCap' | 'tierMultiplier' | 'validityDays' | 'description'>>): Promise<EarnRule> {
       const [row] = await db.update(earnRules).set({ ...patch, updatedAt: clock.now() }).where(eq(earnRules.key, key as EarnRuleKey)).returning();
       if (!row) throw new AppError('NOT_FOUND', `No earn rule ${key}`);
+      cache = undefined;
       return row;
     },
 

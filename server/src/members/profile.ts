@@ -130,12 +130,12 @@ export function createProfile(deps: {
     async deleteAccount(m: Member): Promise<void> {
       const anon = `deleted:${m.id}`;
       await db.transaction(async (tx) => {
+        // Points account first, then the member row: the order an earn takes them in (no deadlock), and no credit slips in.
+        await tx.execute(sql`SELECT 1 FROM points_accounts WHERE openid = ${m.openid} FOR UPDATE`);
         await tx.execute(sql`SELECT id FROM members WHERE id = ${m.id} FOR UPDATE`);
         const [cur] = await tx.select({ deletedAt: members.deletedAt }).from(members).where(eq(members.id, m.id));
         if (!cur || cur.deletedAt) throw new AppError('NOT_FOUND', '账号不存在或已注销');
         const present = await existingTables(tx, [...KEEP_ANONYMISED, ...ERASE]);
-        // Lock the points account like every ledger writer does, so no credit slips in between.
-        await tx.execute(sql`SELECT 1 FROM points_accounts WHERE openid = ${m.openid} FOR UPDATE`);
         for (const t of ERASE) if (present.has(t)) await tx.execute(sql`DELETE FROM ${sql.identifier(t)} WHERE openid = ${m.openid}`);
         if (present.has('mall_orders')) await tx.execute(sql`UPDATE mall_orders SET address_sealed = NULL, mp_openid = NULL WHERE openid = ${m.openid}`);
         for (const t of KEEP_ANONYMISED) if (present.has(t)) await tx.execute(sql`UPDATE ${sql.identifier(t)} SET openid = ${anon} WHERE openid = ${m.openid}`);

@@ -25,11 +25,18 @@ export interface TierProgress {
   toNext: number;
 }
 
-export function createTiers(deps: { db: Db; clock: Clock }) {
+export function createTiers(deps: { db: Db; clock: Clock; cacheTtlMs?: number }) {
   const { db, clock } = deps;
+  const ttl = deps.cacheTtlMs ?? 0;
+  let cached: { at: number; tiers: MemberTier[] } | undefined;
 
+  // Every earn reads the tiers (multiplier, upgrade check): cached for a few seconds like the other rules caches.
   async function list(tx: Tx = db): Promise<MemberTier[]> {
-    return tx.select().from(memberTiers).orderBy(asc(memberTiers.position));
+    const now = Date.now();
+    if (cached && ttl > 0 && now - cached.at < ttl) return cached.tiers;
+    const tiers = await tx.select().from(memberTiers).orderBy(asc(memberTiers.position));
+    cached = { at: now, tiers };
+    return tiers;
   }
 
   /** Points earned within `days` (credits; a mall refund is not earning). */
@@ -52,7 +59,7 @@ export function createTiers(deps: { db: Db; clock: Clock }) {
     return { tier: best, points };
   }
 
-  async function issueMonthlyCoupon(m: Member, tier: MemberTier, tx: Tx): Promise<boolean> {
+  async function issueMonthlyCoupon(m: Pick<Member, 'id' | 'openid' | 'isMember'>, tier: MemberTier, tx: Tx): Promise<boolean> {
     if (!tier.monthlyCoupon || !m.isMember) return false;
     const now = clock.now();
     const sourceKey = `tier:${m.id}:${chinaMonth(now)}`;
@@ -73,11 +80,12 @@ export function createTiers(deps: { db: Db; clock: Clock }) {
    * Re-evaluate one member's tier. `downgrade`: the scheduled job may lower it; earning only raises it.
    * `monthlyCoupon`: issue the (new) tier's coupon for this month if not yet issued.
    */
-  async function evaluate(openid: string, opts: { downgrade?: boolean; monthlyCoupon?: boolean } = {}): Promise<{ from: TierName; to: TierName; changed: boolean } | null> {
-    return db.transaction(async (tx) => {
-      const [m] = (await tx.execute(sql`SELECT id FROM members WHERE openid = ${openid} AND deleted_at IS NULL FOR UPDATE`) as unknown as { rows: unknown[] }).rows;
-      if (!m) return null;
-      const [member] = await tx.select().from(members).where(eq(members.openid, openid));
+  async function evaluate(openid: string, opts: { downgrade?: boolean; monthlyCoupon?: boolean } = {}, outer?: Tx): Promise<{ from: TierName; to: TierName; changed: boolean } | null> {
+    const run = async (tx: Tx) => {
+      const [member] = (await tx.execute(sql`SELECT id, openid, tier, is_member FROM members WHERE openid = ${openid} AND deleted_at IS NULL FOR UPDATE`) as unknown as {
+        rows: Array<{ id: string | number; openid: string; tier: string; is_member: boolean }>;
+      }).rows.map((r) => ({ id: Number(r.id), openid: r.openid, tier: r.tier, isMember: r.is_member }));
+      if (!member) return null;
       const tiers = await list(tx);
       if (tiers.length === 0) return null;
       const { tier } = await qualify(openid, tiers, tx);
@@ -91,9 +99,10 @@ export function createTiers(deps: { db: Db; clock: Clock }) {
         result = tier;
       }
       // An upgrade brings this month's coupon of the new tier at once; otherwise the monthly job issues it.
-      if (up || opts.monthlyCoupon) await issueMonthlyCoupon({ ...member!, tier: result.key }, result, tx);
+      if (up || opts.monthlyCoupon) await issueMonthlyCoupon(member!, result, tx);
       return { from: current.key as TierName, to: result.key as TierName, changed: up || down };
-    });
+    };
+    return outer ? run(outer) : db.transaction(run);
   }
 
   return {
@@ -134,6 +143,12 @@ export function createTiers(deps: { db: Db; clock: Clock }) {
       return { evaluated, changed };
     },
 
+    /** The highest tier's key: earning cannot raise a member already there. */
+    async top(): Promise<string | undefined> {
+      const tiers = await list();
+      return tiers[tiers.length - 1]?.key;
+    },
+
     async update(key: string, patch: Partial<Pick<MemberTier, 'name' | 'minPoints' | 'windowDays' | 'multiplierPct' | 'monthlyCoupon' | 'reservedItems'>>): Promise<MemberTier> {
       const tiers = await list();
       const t = tiers.find((x) => x.key === key);
@@ -147,6 +162,7 @@ export function createTiers(deps: { db: Db; clock: Clock }) {
         throw new AppError('VALIDATION', 'Tier thresholds must increase with the tier', { reason: 'threshold_order' });
       }
       const [row] = await db.update(memberTiers).set({ ...patch, updatedAt: clock.now() }).where(eq(memberTiers.key, t.key)).returning();
+      cached = undefined;
       return row!;
     },
   };

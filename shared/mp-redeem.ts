@@ -44,11 +44,12 @@ export const MpPrizeKindSchema = Type.Union([
 
 /**
  * What happens after the draw: points credited now; a coupon in "my coupons"; a top-up to the bound phone; cash to be
- * confirmed in the mini program (a reminder follows); a physical prize shipped after contact; nothing.
+ * confirmed in the mini program (a reminder follows); a physical prize shipped after contact; held for the anti-fraud
+ * review (issued when approved); nothing.
  */
 export const MpNextStepSchema = Type.Union([
   Type.Literal('points_credited'), Type.Literal('coupon_issued'), Type.Literal('topup_pending'), Type.Literal('cash_confirm'),
-  Type.Literal('physical_contact'), Type.Literal('none'),
+  Type.Literal('physical_contact'), Type.Literal('under_review'), Type.Literal('none'),
 ]);
 export type MpNextStep = Static<typeof MpNextStepSchema>;
 
@@ -61,6 +62,8 @@ export const MpDrawResultSchema = Type.Object({
   /** Points balance after the draw. */
   balance: Type.Integer(),
   next: MpNextStepSchema,
+  /** The anti-fraud review of a held draw; null when it was not held. */
+  review: Nullable(Type.Union([Type.Literal('pending'), Type.Literal('approved'), Type.Literal('rejected')])),
   /** What the member reads (Simplified Chinese, the campaign's own texts). */
   message: Type.String(),
   recommendation: Nullable(Type.Object({ title: Type.String(), description: Type.Optional(Type.String()), url: Type.Optional(Type.String()) })),
@@ -113,7 +116,7 @@ export interface MpAnswerErrors {
 /** Reasons in `details.reason` of a refused code or draw (the message says it in Chinese). */
 export type MpRedeemRefusal =
   | 'not_code' | 'typo' | 'unknown' | 'voided' | 'taken' | 'not_started' | 'paused' | 'ended' | 'daily_limit' | 'campaign_limit'
-  | 'locked' | 'invalid_answers' | 'already_drawn';
+  | 'locked' | 'invalid_answers' | 'already_drawn' | 'refused' | 'blocked';
 
 export const MpRedemptionListSchema = Type.Array(Type.Object({
   id: Type.String(),

@@ -182,7 +182,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   memberHooks.becameMember.push(async (m) => void (await invites.onBecameMember(m)));
   registerMemberChat(ext, earn, app.log);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
-  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment() });
+  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks });
 
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);

@@ -278,3 +278,64 @@ t.test('the live campaigns for the home banner: live and inside their window onl
   t.same(res.json().map((c: any) => [c.id, c.name, c.prizes]), [[live.campaign.id, '夏日开盖有礼', ['100积分']]]);
   t.equal((await h.app.inject({ method: 'GET', url: '/api/mp/campaigns' })).statusCode, 401);
 });
+
+t.test('anti-fraud applies in the mini program too: guessing starts a cool-down that refuses a valid code unseen', async (t) => {
+  const { manualClock } = await import('../src/platform/clock.ts');
+  const clock = manualClock(new Date());
+  const h = await buildTestApp(t, { clock, env: { FRAUD_CACHE_TTL_MS: '0' } });
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [] });
+  const mp = client(h, await mpLogin(h));
+  const guesses = generateCodes(6);
+  for (let i = 0; i < 3; i++) {
+    const r = await mp.redeem(guesses[i]!);
+    t.equal(r.body.details.reason, 'unknown');
+    t.notMatch(r.body.message, /后再试/, `wrong code ${i + 1} is free`);
+    clock.advance(2_000);
+  }
+  const fourth = await mp.redeem(guesses[3]!);
+  t.equal(fourth.status, 404);
+  t.match(fourth.body.message, /未找到兑奖码.*\n.*请于 .* 后再试/s, 'the fourth wrong code starts a cool-down');
+  const valid = await mp.redeem(codes[0]!);
+  t.equal(valid.status, 403);
+  t.equal(valid.body.details.reason, 'refused');
+  t.match(valid.body.message, /错误兑奖码的次数较多/);
+  t.equal(await count(h.database, 'codes', 'redeemed_at IS NOT NULL'), 0, 'the valid code was not consumed');
+});
+
+t.test('anti-fraud at the draw: a burst of codes from one member is held for review (points wait), then refused', async (t) => {
+  const { manualClock } = await import('../src/platform/clock.ts');
+  const clock = manualClock(new Date());
+  const h = await buildTestApp(t, { clock, env: { FRAUD_CACHE_TTL_MS: '0' } });
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 20, prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  const who = await mpLogin(h);
+  const mp = client(h, who);
+  const outcome: string[] = [];
+  let heldId: string | undefined;
+  for (let i = 0; i < 18; i++) {
+    clock.advance(15_000);
+    const r = await mp.redeem(codes[i]!);
+    if (r.status !== 200) {
+      outcome.push(r.body.details.reason);
+      continue;
+    }
+    const d = await mp.draw(r.body.id);
+    if (d.status !== 200) {
+      outcome.push(d.body.details.reason);
+      continue;
+    }
+    if (d.body.draw.review === 'pending') heldId ??= r.body.id;
+    outcome.push(d.body.draw.review === 'pending' ? 'held' : 'paid');
+  }
+  t.ok(outcome.slice(0, 6).every((o) => o === 'paid'), `the first codes pass: ${outcome.join(',')}`);
+  t.ok(outcome.includes('held'), 'later prizes are held');
+  t.ok(outcome.some((o) => o === 'blocked' || o === 'refused'), 'then refused');
+  const held = await mp.get(heldId!);
+  t.equal(held.body.draw.next, 'under_review');
+  t.equal(held.body.draw.points, 0, 'held points are not credited');
+  t.match(held.body.draw.message, /恭喜您抽中【10积分】[\s\S]*审核中/);
+  const paid = outcome.filter((o) => o === 'paid').length;
+  const openid = (await h.services.sessions.authenticate(who.token))!.openid;
+  const [acct] = await h.database.query<{ balance: number }>(sql`SELECT balance FROM points_accounts WHERE openid = ${openid}`);
+  t.equal(Number(acct!.balance), paid * 10);
+  t.equal(await count(h.database, 'fraud_reviews', `status = 'pending'`), outcome.filter((o) => o === 'held').length);
+});

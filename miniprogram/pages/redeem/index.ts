@@ -31,6 +31,7 @@ const NEXT_HINT: Record<MpDrawResult['next'], string> = {
   topup_pending: '话费将充值到您绑定的手机号，通常几分钟内到账。',
   cash_confirm: '现金红包需要您确认收款，稍后会收到提醒，请及时确认。',
   physical_contact: '客服将与您联系寄送奖品，请留意消息。',
+  under_review: '奖品正在审核中，审核通过后将自动发放。',
   none: '',
 };
 
@@ -147,7 +148,7 @@ Page({
       message: d.message,
       points: d.points,
       balance: d.balance,
-      nextHint: won ? NEXT_HINT[d.next] : d.points > 0 ? NEXT_HINT.points_credited : '',
+      nextHint: won || d.next === 'under_review' ? NEXT_HINT[d.next] : d.points > 0 ? NEXT_HINT.points_credited : '',
       recommendation: rec ? (rec.description ? `${rec.title}——${rec.description}` : rec.title) : '',
     };
   },

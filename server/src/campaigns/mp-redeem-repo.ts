@@ -75,6 +75,12 @@ export function createMpRedeemRepo(database: Database) {
           campaign_id = EXCLUDED.campaign_id, source = EXCLUDED.source, answered_at = EXCLUDED.answered_at`);
     },
 
+    /** The fraud review of a held draw: pending, approved, rejected; null when the draw was never held. */
+    async reviewOf(drawId: string): Promise<'pending' | 'approved' | 'rejected' | null> {
+      const rows = rowsOf<{ status: 'pending' | 'approved' | 'rejected' }>(await db.execute(sql`SELECT status FROM fraud_reviews WHERE draw_id = ${drawId} ORDER BY id DESC LIMIT 1`));
+      return rows[0]?.status ?? null;
+    },
+
     /** Points a draw credited (prize or consolation), read back from its ledger row. */
     async drawPoints(drawId: string): Promise<number> {
       const rows = rowsOf<{ delta: number }>(await db.execute(sql`

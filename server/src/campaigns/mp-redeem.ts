@@ -10,12 +10,15 @@
  * - A question the campaign re-asks (`reask`, `reaskAnswered`) counts only when answered since this redemption.
  * - Refusals are errors with `details.reason` (see shared/mp-redeem.ts) and the chat's Chinese text as message; a
  *   double submit of one's own code returns that redemption again; a second draw returns the first one's result.
+ * - The fraud hooks run where the chat runs them (a cool-down or block refuses before the lookup, wrong codes and
+ *   answers are signals, the draw may be held for review or blocked): the mini program is no way around them.
  */
 import type { GoldenQuestion } from '../../../shared/campaigns.ts';
 import type { MpAnswerValue, MpDrawResult, MpLiveCampaigns, MpNextStep, MpQuestion, MpRedeemRefusal, MpRedemption, MpRedemptionList } from '../../../shared/mp-redeem.ts';
 import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { AppError, type ErrorCode } from '../platform/errors.ts';
+import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
 import { weightedPick, type RandomInt } from './lottery.ts';
 import { readAnswer } from './questions.ts';
@@ -62,6 +65,8 @@ export interface MpRedeemDeps {
   /** Called after a draw that created a fulfilment job (the fulfilment worker's kick). */
   onFulfilmentQueued?: () => void;
   random?: RandomInt;
+  /** The chat's anti-fraud hooks, at the same places: gate before the lookup, signals, hold or block at the draw. */
+  fraud?: Pick<FraudService, 'beforeCode' | 'onTypo' | 'onWrongCode' | 'afterRedeem' | 'atDraw' | 'recordAllow' | 'heldDraw' | 'onAnswer'>;
 }
 
 /** The province → city cascade of region questions (the same list the chat reads answers against). */
@@ -213,9 +218,19 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
 
   async function drawView(openid: string, c: Campaign, row: MpRedemptionRow, fresh?: { points: number; balance: number | null }): Promise<MpDrawResult> {
     const prize = row.outcome === 'won' ? c.prizes.find((p) => p.id === row.prize_id) : undefined;
-    const points = fresh ? fresh.points : await mpRepo.drawPoints(row.draw_id!);
-    const balance = fresh?.balance ?? (await repo.balance(openid));
-    const next: MpNextStep = prize && prize.kind !== 'thanks' ? NEXT_BY_KIND[prize.kind] : points > 0 ? 'points_credited' : 'none';
+    const review = await mpRepo.reviewOf(row.draw_id!);
+    const points = fresh && review === null ? fresh.points : await mpRepo.drawPoints(row.draw_id!);
+    const balance = (review === null ? fresh?.balance : null) ?? (await repo.balance(openid));
+    let next: MpNextStep = prize && prize.kind !== 'thanks' ? NEXT_BY_KIND[prize.kind] : points > 0 ? 'points_credited' : 'none';
+    let message = drawMessage(c, prize, row.outcome!, points, balance);
+    if (review === 'pending') {
+      // Held for review: the prize (or consolation points) is kept, and issued when ops approve.
+      next = 'under_review';
+      message = prize ? say(c, 'win', { prize: prize.name, howToClaim: FRAUD_TEXTS.held }).trimEnd() : `${drawMessage(c, undefined, row.outcome!, 0, balance)}\n${FRAUD_TEXTS.held}`;
+    } else if (review === 'rejected') {
+      next = 'none';
+      message = '经审核，本次奖品未能发放。如有疑问，请联系客服。';
+    }
     return {
       drawId: row.draw_id!,
       outcome: row.outcome!,
@@ -223,7 +238,8 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       points,
       balance,
       next,
-      message: drawMessage(c, prize, row.outcome!, points, balance),
+      review,
+      message,
       recommendation: row.outcome !== 'won' && c.recommendation ? { ...c.recommendation } : null,
       drawnAt: iso(row.drawn_at!),
     };
@@ -294,7 +310,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
     return { fulfilKind: p.kind, fulfilAmount: p.value, points: 0 };
   }
 
-  async function drawNow(c: Campaign, row: MpRedemptionRow, now: Date): Promise<{ drawn: boolean; points: number; balance: number | null }> {
+  async function drawNow(openid: string, c: Campaign, row: MpRedemptionRow, now: Date): Promise<{ drawn: boolean; points: number; balance: number | null }> {
     let prize: Prize | undefined;
     let input: DrawInput;
     if (c.prizeMode === 'deck') {
@@ -308,10 +324,24 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       input = { redemptionId: row.id, mode: 'dynamic', eligible: pick.eligible, roll: pick.roll, drawnPrizeId: pick.prizeId, prizeId: won ? prize!.id : null, outcome: won ? 'won' : 'lost', at: now, ...fulfilmentOf(prize) };
     }
     if (input.outcome !== 'won') input.points = c.lossPoints;
+    const randomShard = (n: number) => (deps.random ?? ((k: number) => Math.floor(Math.random() * k)))(Math.max(n, 1));
+
+    if (deps.fraud) {
+      // As in chat: the prize is known here; a hold keeps it (stock taken) while its payout waits for review.
+      const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now);
+      if (verdict.decision === 'block') throw refuse('FORBIDDEN', 'blocked', FRAUD_TEXTS.blocked);
+      if (verdict.decision === 'hold') {
+        const held = await deps.fraud.heldDraw({
+          openid, campaignId: c.id, input, limited: input.outcome === 'won' && !!prize?.limited && c.prizeMode === 'dynamic',
+          shard: randomShard(prize?.shards ?? 1), day: localDay(now), lossPoints: c.lossPoints, verdict,
+        });
+        return { drawn: !!held, points: 0, balance: null };
+      }
+      await deps.fraud.recordAllow(openid, verdict, c.id, row.id, now);
+    }
 
     if (input.outcome === 'won' && prize?.limited && c.prizeMode === 'dynamic') {
-      const shard = (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(prize.shards, 1));
-      const r = await repo.drawWithStock(input, { shard, day: localDay(now), lossPoints: c.lossPoints });
+      const r = await repo.drawWithStock(input, { shard: randomShard(prize.shards), day: localDay(now), lossPoints: c.lossPoints });
       if (!r || !r.row.draw_id) return { drawn: false, points: 0, balance: null };
       if (r.issued) deps.onFulfilmentQueued?.();
       return { drawn: true, points: r.issued ? input.points : c.lossPoints, balance: r.row.balance != null ? Number(r.row.balance) : null };
@@ -337,13 +367,29 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         if (code) break;
       }
       if (!code) {
-        if (typo) throw refuse('VALIDATION', 'typo', render('typo', undefined, { code: typo }));
+        if (typo) throw refuse('VALIDATION', 'typo', deps.fraud?.onTypo(openid, now) ?? render('typo', undefined, { code: typo }));
         throw refuse('VALIDATION', 'not_code', render('notCode', undefined, { length: lengths[0]! + 1 }).replace(/；?发送“取消”退出兑奖。?/, '。'));
       }
+      // Refused (cool-down, block) before the lookup: a guessing script learns nothing, and the code stays unused.
+      const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
+      if (gate?.refuse) throw refuse('FORBIDDEN', 'refused', gate.refuse);
       const key = keyer.key(code).toString('hex');
       const day = localDay(now);
       const [row] = await repo.redeemMany([{ key, openid, at: now, day, fuse: null }]);
-      if (!row!.redemption_id) return refusal(row!, code, openid, key, now, day);
+      if (!row!.redemption_id) {
+        try {
+          return await refusal(row!, code, openid, key, now, day);
+        } catch (err) {
+          // Unknown, voided or someone else's code: what guessing and bought-code lists produce.
+          const reason = err instanceof AppError ? (err.details as { reason?: string } | undefined)?.reason : undefined;
+          if (deps.fraud && err instanceof AppError && (reason === 'unknown' || reason === 'voided' || reason === 'taken')) {
+            const notice = await deps.fraud.onWrongCode(openid, now);
+            if (notice) throw new AppError(err.code, `${err.message}\n${notice}`, err.details);
+          }
+          throw err;
+        }
+      }
+      await deps.fraud?.afterRedeem(openid, row!.campaign_id!, row!.day_count, now, row!.total);
       return view(openid, await own(openid, row!.redemption_id));
     },
 
@@ -373,6 +419,8 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       }
       if (Object.keys(fields).length > 0) throw refuse('VALIDATION', 'invalid_answers', '有的回答需要修改，请检查后再提交。', { fields });
       await mpRepo.saveAnswers(openid, c.id, save, now);
+      // The form was shown when the code was redeemed: answers within seconds of it are a script's.
+      for (const a of save) await deps.fraud?.onAnswer(openid, a.key, a.display, new Date(row.redeemed_at), now);
       return view(openid, row);
     },
 
@@ -384,7 +432,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       const c = await campaign(row.campaign_id);
       const p = await plan(openid, c, new Date(row.redeemed_at));
       if (!p.unlocked) throw refuse('CONFLICT', 'locked', `还需要再回答 ${p.needed} 题才能抽奖。`, { needed: p.needed });
-      const r = await drawNow(c, row, now);
+      const r = await drawNow(openid, c, row, now);
       // Not drawn here: a concurrent call drew first — its result is the result.
       return view(openid, (await mpRepo.redemption(openid, id))!, r.drawn ? { points: r.points, balance: r.balance } : undefined);
     },

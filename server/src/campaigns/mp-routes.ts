@@ -10,7 +10,7 @@ import type { MpRedeemService } from './mp-redeem.ts';
 
 const security = [{ bearerAuth: [] }];
 const tags = ['mini program'];
-const errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema, 422: ErrorResponseSchema };
+const errors = { 400: ErrorResponseSchema, 401: ErrorResponseSchema, 403: ErrorResponseSchema, 404: ErrorResponseSchema, 409: ErrorResponseSchema, 422: ErrorResponseSchema };
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,17}$' }) });
 
 export const mpRedeemRoutes: FastifyPluginAsyncTypebox<{ mpRedeem: MpRedeemService }> = async (app, { mpRedeem }) => {

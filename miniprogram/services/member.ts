@@ -1,8 +1,9 @@
 // The member: who I am, phone binding, tier and progress, points history, check-in, profile and privacy, invites.
-// Types come from shared/members.ts. Where that file has no DTO yet (profile, consent, export, deletion, invites), the
-// Expected* shapes below are what these pages are built against; they move to shared/members.ts with the endpoints.
-import type { BindPhoneResponse, CheckInResponse, MemberCentre, MemberMe, PointsHistory, Tier, TierName } from '../../shared/members';
-import { api, logout, qs, setMember } from './api';
+// Types come from shared/members.ts.
+import type { BindPhoneResponse, CheckInResponse, ConsentBody, InviteView, MemberCentre, MemberMe, PointsHistory, ProfileView, Tier, TierName } from '../../shared/members';
+import { api, image, logout, qs, setMember } from './api';
+
+type Consent = ConsentBody & { at: string };
 
 export async function me(): Promise<MemberMe> {
   const m = await api.get<MemberMe>('/api/mp/me');
@@ -41,31 +42,24 @@ export function benefitsOf(t: Tier): string[] {
   return out;
 }
 
-/** Expected: GET/PUT /api/mp/me/profile — the golden-question answers shared with the chat flow. */
-export interface ExpectedProfile {
-  answers: Array<{ key: string; prompt: string; display: string; answeredAt: string }>;
-}
-export const profile = () => api.get<ExpectedProfile>('/api/mp/me/profile');
+/** The golden-question profile (shared with the chat flow) and the questions for the form. */
+export const profile = () => api.get<ProfileView>('/api/mp/me/profile');
 
-/** Expected: POST /api/mp/me/consent {version}. */
-export const giveConsent = (version: string) => api.post<MemberMe>('/api/mp/me/consent', { version });
+/** Answers as the member typed or picked them (an option's text, a number, "广东深圳"); all or nothing. */
+export const updateProfile = (answers: Record<string, string>) => api.put<ProfileView>('/api/mp/me/profile', { answers });
 
-/** Expected: GET /api/mp/me/export — all my data as JSON. */
+export const giveConsent = (version: string) => api.put<Consent>('/api/mp/me/consent', { version });
+
+/** All my data, as JSON (PIPL). */
 export const exportMyData = () => api.get<Record<string, unknown>>('/api/mp/me/export');
 
-/** Expected: DELETE /api/mp/me — personal data erased, the ledger kept anonymised; the session ends. */
+/** Personal data erased, the ledger kept anonymised; the session ends here too. */
 export async function deleteAccount(): Promise<void> {
-  await api.del<unknown>('/api/mp/me');
+  await api.post<{ deleted: true }>('/api/mp/me/delete', { confirm: true });
   logout();
 }
 
-/** Expected: GET /api/mp/invite. */
-export interface ExpectedInvite {
-  code: string;
-  /** The mini-program code image (wxacode.getUnlimited), as a data: URL or an https URL. */
-  image: string;
-  invited: number;
-  rewarded: number;
-  rewardPoints: number;
-}
-export const myInvite = () => api.get<ExpectedInvite>('/api/mp/invite');
+export const myInvite = () => api.get<InviteView>('/api/mp/me/invite');
+
+/** The invite's mini-program code image (wxacode.getUnlimited) as a data URL. */
+export const inviteImage = (imagePath: string) => image(imagePath);

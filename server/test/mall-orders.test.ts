@@ -211,3 +211,17 @@ t.test('ops change stock relatively and never below zero', async (t) => {
   const list = await h.inject({ method: 'GET', url: '/api/ops/mall/orders?state=paid', headers: h.ops });
   t.same(list.json(), []);
 });
+
+t.test('ops list items by status; order input is validated by the schema', async (t) => {
+  const h = await commerceApp(t);
+  const on = await h.createItem({ kind: 'sample', title: '在售', points: 10, stock: 1 });
+  await h.createItem({ kind: 'sample', title: '草稿', points: 10, stock: 1, status: 'draft' });
+  t.same((await h.inject({ method: 'GET', url: '/api/ops/mall/items?status=active', headers: h.ops })).json().map((i: any) => i.id), [on.id]);
+  t.equal((await h.inject({ method: 'GET', url: '/api/ops/mall/items', headers: h.ops })).json().length, 2);
+  const m = await h.member(100);
+  t.equal((await h.order(m, { itemId: on.id, clientKey: 'short' })).statusCode, 400, 'clientKey too short');
+  t.equal((await h.order(m, { itemId: on.id, address: { ...ADDRESS, phone: '12345' } })).statusCode, 400, 'a phone that is not a mainland mobile');
+  t.equal((await h.order(m, { itemId: 99999, address: ADDRESS })).statusCode, 404);
+  t.equal(await count(h.database, 'mall_orders'), 0);
+  t.equal(await m.balance(), 100);
+});

@@ -222,3 +222,20 @@ t.test('an unpaid order past its deadline is closed and cancelled by the job', a
   t.equal(h.paySandbox.state.transactions.get(`MALL${String(order.id).padStart(10, '0')}`)!.trade_state, 'CLOSED');
   t.equal(await m.balance(), 500);
 });
+
+t.test('asking to pay again returns the same prepay_id while it lives; unpaid orders list as awaiting payment', async (t) => {
+  const h = await commerceApp(t);
+  const item = await cashItem(h, { coupon: { title: '券', valueFen: 100, validDays: 7 } });
+  const m = await h.member(500);
+  const { order, payment } = (await h.order(m, { itemId: item.id })).json();
+  h.paySandbox.state.calls.length = 0;
+  const again = await h.inject({ method: 'POST', url: `/api/mp/mall/orders/${order.id}/pay`, headers: m.headers });
+  t.equal(again.statusCode, 200);
+  t.equal(again.json().payment.package, payment.package);
+  t.same(h.paySandbox.state.calls, [], 'no new prepay while the prepay_id is fresh');
+  const list = (await h.inject({ method: 'GET', url: '/api/ops/mall/orders?state=awaiting_payment', headers: h.ops })).json();
+  t.same(list.map((o: any) => o.id), [order.id]);
+  t.equal(list[0].outTradeNo, `MALL${String(order.id).padStart(10, '0')}`);
+  const other = await h.member(500);
+  t.equal((await h.inject({ method: 'POST', url: `/api/mp/mall/orders/${order.id}/pay`, headers: other.headers })).statusCode, 404, "not someone else's order");
+});

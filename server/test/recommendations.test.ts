@@ -136,3 +136,20 @@ t.test('recommendations need a session; clicks on unknown items are refused', as
   t.equal(res.statusCode, 404);
   t.equal(await count(h.database, 'rec_events', `kind = 'click'`), 0);
 });
+
+t.test('ops switch an item off or move an event to another city', async (t) => {
+  const h = await commerceApp(t);
+  const items = (await h.inject({ method: 'GET', url: '/api/ops/recommendations/items', headers: h.ops })).json();
+  const sh = items.find((i: any) => i.key === 'shanghai-tasting-day');
+  const milk = items.find((i: any) => i.key === 'pure-milk');
+  const moved = await h.inject({ method: 'PATCH', url: `/api/ops/recommendations/items/${sh.id}`, headers: h.ops, payload: { city: '成都', endsAt: new Date(Date.now() + 86_400_000).toISOString() } });
+  t.equal(moved.statusCode, 200);
+  t.equal(moved.json().city, '成都');
+  t.equal((await h.inject({ method: 'PATCH', url: `/api/ops/recommendations/items/${milk.id}`, headers: h.ops, payload: { active: false } })).json().active, false);
+  const cd = await h.member();
+  await answer(h, cd.who.openid, 'region', { provinceCode: '510000', province: '四川省', cityCode: '510100', city: '成都市' }, '四川省 成都市');
+  const list = await cards(h, cd);
+  t.ok(list.some((c) => c.key === 'shanghai-tasting-day'), 'now shown in 成都');
+  t.notOk(list.some((c) => c.key === 'pure-milk'), 'inactive items are never shown');
+  t.equal((await h.inject({ method: 'PATCH', url: '/api/ops/recommendations/items/99999', headers: h.ops, payload: { active: false } })).statusCode, 404);
+});

@@ -42,6 +42,8 @@ export interface TestWxOptions {
   login: () => Promise<string>;
   /** What the WeChat client does with a wx.requestPayment object (e.g. pay it at the pay sandbox); true = paid. */
   pay?: (params: Record<string, unknown>) => Promise<boolean>;
+  /** What the member does in wx.requestMerchantTransfer (e.g. confirm the bill at the pay sandbox); true = confirmed. */
+  merchantTransfer?: (params: Record<string, unknown>) => Promise<boolean>;
 }
 
 export function installWx(opts: TestWxOptions) {
@@ -51,6 +53,7 @@ export function installWx(opts: TestWxOptions) {
   const toasts: string[] = [];
   const modals: Array<{ title?: string; content?: string }> = [];
   const payments: any[] = [];
+  const transfers: any[] = [];
   /** What the next wx.scanCode returns (undefined: the member cancels). */
   const scans: string[] = [];
   /** The next phone-number codes, and whether the next modal is confirmed. */
@@ -133,7 +136,16 @@ export function installWx(opts: TestWxOptions) {
         complete?.({});
       })());
     },
-    requestMerchantTransfer: (o: any) => { setTimeout(() => o.success?.({}), 0); },
+    requestMerchantTransfer: (o: any) => {
+      const { success, fail, complete, ...params } = o;
+      transfers.push(params);
+      void track((async () => {
+        const ok = opts.merchantTransfer ? await opts.merchantTransfer(params) : true;
+        if (ok) success?.({ errMsg: 'requestMerchantTransfer:ok' });
+        else fail?.({ errMsg: 'requestMerchantTransfer:fail cancel' });
+        complete?.({});
+      })());
+    },
     previewImage: () => undefined,
   };
   g.wx = wx;
@@ -151,7 +163,7 @@ export function installWx(opts: TestWxOptions) {
     throw new Error('wx calls never settled');
   }
 
-  return { wx, calls, storage, navigations, toasts, modals, payments, scans, state, idle };
+  return { wx, calls, storage, navigations, toasts, modals, payments, transfers, scans, state, idle };
 }
 export type TestWx = ReturnType<typeof installWx>;
 

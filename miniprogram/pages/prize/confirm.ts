@@ -1,25 +1,18 @@
 // Cash prize: the winner confirms the WeChat Pay merchant transfer here. Opened from the customer-service message
-// link `pages/prize/confirm?f=<fulfilment id>&t=<token>`; the token (HMAC from the server) authorises these calls
-// until member login exists.
+// link `pages/prize/confirm?f=<fulfilment id>&t=<token>`; the token (HMAC from the server) authorises these calls, so the
+// page works without a member session.
 import type { MpTransferView } from '../../../shared/transfers';
-
-// Backend origin of this build. The members issue moves it into the mini program's API client (services/api.ts).
-const API_BASE = 'http://127.0.0.1:3000';
+import { ApiError } from '../../services/api';
+import { getTransfer, transferConfirmed } from '../../services/transfers';
 
 type TransferView = MpTransferView;
 
 type Status = 'loading' | 'waiting' | 'done' | 'other' | 'error';
 
-function call(method: 'GET' | 'POST', path: string): Promise<TransferView> {
-  return new Promise((resolve, reject) => {
-    wx.request<TransferView>({
-      url: `${API_BASE}${path}`,
-      method,
-      data: method === 'POST' ? {} : undefined,
-      success: (res) => (res.statusCode === 200 ? resolve(res.data) : reject(new Error(res.statusCode === 403 ? '链接无效或已过期' : '服务暂时不可用，请稍后再试'))),
-      fail: () => reject(new Error('网络异常，请稍后再试')),
-    });
-  });
+function reason(err: unknown): string {
+  if (err instanceof ApiError && err.status === 403) return '链接无效或已过期';
+  if (err instanceof ApiError && err.status === 0) return '网络异常，请稍后再试';
+  return '服务暂时不可用，请稍后再试';
 }
 
 function yuan(fen: number): string {
@@ -64,9 +57,9 @@ Page({
   },
 
   load() {
-    call('GET', `/api/mp/transfers/${this.data.id}?t=${encodeURIComponent(this.data.token)}`)
+    getTransfer(this.data.id, this.data.token)
       .then((v) => this.show(v))
-      .catch((err: Error) => this.setData({ status: 'error', message: err.message }));
+      .catch((err: unknown) => this.setData({ status: 'error', message: reason(err) }));
   },
 
   show(v: TransferView) {
@@ -99,7 +92,7 @@ Page({
       ...(p.openId ? { openId: p.openId } : {}),
       success: () => {
         // WeChat's answer is not proof of payment: ask the server, which asks WeChat Pay.
-        call('POST', `/api/mp/transfers/${this.data.id}/confirmed?t=${encodeURIComponent(this.data.token)}`)
+        transferConfirmed(this.data.id, this.data.token)
           .then((v) => this.show(v))
           .catch(() => this.setData({ busy: false, message: '已确认，到账结果请稍后查看' }));
       },

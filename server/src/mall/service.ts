@@ -302,7 +302,8 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
    */
   async function cancel(order: MallOrder, note: string, byOps: boolean): Promise<MallOrder> {
     if (order.state === 'cancelled' || order.state === 'refund_pending' || order.state === 'refunded') return order;
-    if (order.state === 'awaiting_payment' && order.outTradeNo && order.prepayAt && pay) {
+    if (order.state === 'awaiting_payment' && order.outTradeNo && pay) {
+      // Even without a prepay_id on our side: a prepay whose answer was lost may exist at WeChat Pay.
       try {
         const t = await pay.queryTransactionByOutTradeNo(order.outTradeNo);
         if (t?.trade_state === 'SUCCESS') {

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { buildTestApp, count } from './helpers.ts';
+import { buildTestApp, count, onPostgres } from './helpers.ts';
 import { mpLogin, type MpLoggedIn } from './mp-helpers.ts';
 import { seedCampaign, setCampaign } from './campaign-fixtures.ts';
 import { generateCodes } from '../src/campaigns/codes.ts';
@@ -338,4 +338,18 @@ t.test('anti-fraud at the draw: a burst of codes from one member is held for rev
   const [acct] = await h.database.query<{ balance: number }>(sql`SELECT balance FROM points_accounts WHERE openid = ${openid}`);
   t.equal(Number(acct!.balance), paid * 10);
   t.equal(await count(h.database, 'fraud_reviews', `status = 'pending'`), outcome.filter((o) => o === 'held').length);
+});
+
+t.test('concurrency: members racing for one code — exactly one redemption, the others told it is taken, no counts kept', async (t) => {
+  const h = await buildTestApp(t, { env: { FRAUD_ENABLED: 'false' } });
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 2 });
+  const n = onPostgres ? 50 : 10;
+  const members = await Promise.all(Array.from({ length: n }, () => mpLogin(h)));
+  const results = await Promise.all(members.map((m) => client(h, m).redeem(codes[0]!)));
+  t.equal(results.filter((r) => r.status === 200).length, 1);
+  t.ok(results.filter((r) => r.status !== 200).every((r) => r.status === 409 && r.body.details.reason === 'taken'));
+  t.equal(await count(h.database, 'redemptions'), 1);
+  t.equal(await count(h.database, 'codes', 'redeemed_at IS NOT NULL'), 1);
+  const totals = await h.database.query<{ n: number }>(sql`SELECT coalesce(sum(total), 0)::int AS n FROM campaign_user_counters`);
+  t.equal(Number(totals[0]!.n), 1, 'the losers\' counts were given back');
 });

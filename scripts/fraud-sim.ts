@@ -295,6 +295,7 @@ async function main() {
         for (const code of codes) {
           clock.set(new Date(Math.max(t, clock.now().getTime())));
           const reply = await redeem(openid, code);
+          if (process.env.FRAUD_SIM_DEBUG) console.error(openid, b, new Date(clock.now().getTime() + 8 * 3_600_000).toISOString().slice(5, 16), reply.replace(/\n/g, ' ').slice(0, 40));
           t = await answerAll(openid, reply, answers, () => between(4_000, 10_000), t);
           await givePhoneIfAsked(openid);
           t = clock.now().getTime() + between(15_000, 25_000);

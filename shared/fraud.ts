@@ -79,6 +79,7 @@ export const FraudModelPatchSchema = Type.Object({
     free: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
     stepsS: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 604800 }), { minItems: 1, maxItems: 20 })),
     windowH: Type.Optional(Type.Integer({ minimum: 1, maximum: 720 })),
+    blockS: Type.Optional(Type.Integer({ minimum: 0, maximum: 2592000 })),
   }, { additionalProperties: false })),
   note: Type.Optional(Type.String({ maxLength: 500 })),
 }, { additionalProperties: false, minProperties: 1 });

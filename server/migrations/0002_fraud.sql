@@ -15,6 +15,7 @@ CREATE TABLE "fraud_user_state" (
 	"last_wrong_at" timestamp with time zone,
 	"cooldown_level" integer DEFAULT 0 NOT NULL,
 	"cooldown_until" timestamp with time zone,
+	"blocked_until" timestamp with time zone,
 	"redeem_rate" double precision DEFAULT 0 NOT NULL,
 	"redeem_total" integer DEFAULT 0 NOT NULL,
 	"last_redeem_at" timestamp with time zone,

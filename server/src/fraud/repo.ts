@@ -17,6 +17,7 @@ export interface StateRow {
   last_wrong_at: Date | string | null;
   cooldown_level: number;
   cooldown_until: Date | string | null;
+  blocked_until: Date | string | null;
   redeem_rate: number;
   redeem_total: number;
   last_redeem_at: Date | string | null;
@@ -121,6 +122,12 @@ export function createFraudRepo(db: Db) {
         cooldown_level = cooldown_level + 1, updated_at = ${iso(now)} WHERE openid = ${openid}`);
     },
 
+    /** A block decision: code attempts are refused until `until`. */
+    async block(openid: string, until: Date, now: Date) {
+      await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, blocked_until, flagged, updated_at) VALUES (${openid}, ${iso(until)}, true, ${iso(now)})
+        ON CONFLICT (openid) DO UPDATE SET blocked_until = greatest(coalesce(s.blocked_until, EXCLUDED.blocked_until), EXCLUDED.blocked_until), flagged = true, updated_at = EXCLUDED.updated_at`);
+    },
     /** Redemptions above the allowance: the decayed hourly rate goes to the database so every instance sees it. */
     async velocity(openid: string, rate: number, total: number, now: Date) {
       await db.execute(sql`

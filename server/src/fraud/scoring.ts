@@ -67,23 +67,23 @@ export interface FraudModel {
     holdByKind: Partial<Record<'points' | 'coupon' | 'topup' | 'cash' | 'physical', number>>;
   };
   /** Progressive throttling of wrong codes: after `free` wrong codes in the window, each further one starts the next cool-down. */
-  cooldown: { free: number; stepsS: number[]; windowH: number };
+  cooldown: { free: number; stepsS: number[]; windowH: number; /** How long a block decision suspends code attempts. */ blockS?: number };
 }
 
 export const DEFAULT_MODEL: FraudModel = {
   version: 1,
   bias: -4,
   weights: {
-    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 0.8, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
+    blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 1.0, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
     sharedPhone: 4, sharedDevice: 1.0, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
   },
   allowances: {
-    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 6, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 3,
+    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 4, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 3,
     answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3,
   },
   cap: 10,
   thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.35 } },
-  cooldown: { free: 3, stepsS: [60, 300, 1800, 7200, 86_400], windowH: 24 },
+  cooldown: { free: 3, stepsS: [60, 300, 1800, 7200, 86_400], windowH: 24, blockS: 6 * 3600 },
 };
 
 export interface Reason {
@@ -185,5 +185,6 @@ export function validateModel(m: FraudModel): string | null {
   if (!(t.hold > 0 && t.hold <= t.block && t.block <= 1)) return 'thresholds must satisfy 0 < hold ≤ block ≤ 1';
   for (const [k, v] of Object.entries(t.holdByKind ?? {})) if (!(typeof v === 'number' && v > 0 && v <= 1)) return `thresholds.holdByKind.${k} must be in (0, 1]`;
   if (!m.cooldown.stepsS.every((s) => Number.isInteger(s) && s > 0)) return 'cooldown.stepsS must be positive integers';
+  if (m.cooldown.blockS !== undefined && !(Number.isInteger(m.cooldown.blockS) && m.cooldown.blockS >= 0)) return 'cooldown.blockS must be a non-negative integer';
   return null;
 }

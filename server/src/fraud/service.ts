@@ -230,6 +230,14 @@ export function createFraudService(deps: FraudDeps) {
     return { ...s, decision: f.blacklisted ? 'block' : decide(s, model, prizeKind), features: f };
   }
 
+  /** A refused code attempt still counts towards the hourly rate (in memory). */
+  function bumpAttempt(openid: string, now: Date) {
+    const m = mem(openid);
+    const t = now.getTime();
+    m.redeemRate = decay(m.redeemRate, m.redeemAt, t, HOUR) + 1;
+    m.redeemAt = t;
+  }
+
   const lowestHold = () => Math.min(model.thresholds.hold, ...Object.values(model.thresholds.holdByKind).filter((v): v is number => typeof v === 'number'));
 
   /** Stored signals of a flagged user (one round trip), else none. */
@@ -237,6 +245,13 @@ export function createFraudService(deps: FraudDeps) {
     if (!flagged.has(openid)) return undefined;
     const st = await repo.state(openid);
     return st?.openid ? st : st ? { ...st, openid } : undefined;
+  }
+
+  /** A block suspends code attempts for `cooldown.blockS` (a user blocked by score stays blocked for a while). */
+  async function suspend(openid: string, now: Date) {
+    const s = model.cooldown.blockS ?? 0;
+    if (s > 0) await repo.block(openid, new Date(now.getTime() + s * 1000), now);
+    flagged.add(openid);
   }
 
   async function recordBlock(openid: string, v: Verdict, now: Date, campaignId?: number) {
@@ -349,16 +364,25 @@ export function createFraudService(deps: FraudDeps) {
         const v = verdictOf(featuresOf(openid, now, undefined));
         if (v.decision === 'block') {
           await recordBlock(openid, v, now);
+          if (!v.features.blacklisted) await suspend(openid, now);
           return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
         }
         return { noFuse: v.score >= lowestHold() };
       }
       const st = await stateOf(openid);
+      const blockedUntil = ms(st?.blocked_until);
+      if (blockedUntil !== null && blockedUntil > now.getTime()) {
+        // Still counts as an attempt: hammering while blocked keeps the rate up.
+        bumpAttempt(openid, now);
+        return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
+      }
       const until = ms(st?.cooldown_until);
       if (until !== null && until > now.getTime()) return { refuse: FRAUD_TEXTS.cooldown.replace('{time}', formatLocal(new Date(until))), noFuse: true };
       const v = verdictOf(featuresOf(openid, now, st));
       if (v.decision === 'block') {
         await recordBlock(openid, v, now);
+        bumpAttempt(openid, now);
+        if (!v.features.blacklisted) await suspend(openid, now);
         return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
       }
       return { noFuse: v.score >= lowestHold() };
@@ -384,7 +408,7 @@ export function createFraudService(deps: FraudDeps) {
       return FRAUD_TEXTS.cooldown.replace('{time}', formatLocal(until));
     },
 
-    /** After a redemption: velocity. Written to the database only above half the hourly allowance. */
+    /** After a redemption: velocity. Written to the database only close to an allowance. */
     async afterRedeem(openid: string, campaignId: number, dayCount: number | null, now: Date, total?: number | null): Promise<void> {
       const t = now.getTime();
       const m = mem(openid);
@@ -399,7 +423,9 @@ export function createFraudService(deps: FraudDeps) {
       b.long = decay(b.long, b.at, t, HOUR) + 1;
       b.at = t;
       bursts.set(campaignId, b);
-      if (m.redeemRate >= model.allowances.redeemHour / 2 || m.dayCount >= model.allowances.redeemDay / 2 || m.total >= model.allowances.redeemTotal / 2) {
+      // Shared with the other instances just before a signal starts to count (honest users rarely get here).
+      const a = model.allowances;
+      if (m.redeemRate >= a.redeemHour - 1 || m.dayCount >= a.redeemDay - 2 || m.total >= a.redeemTotal - 2) {
         await repo.velocity(openid, m.redeemRate, m.total, now);
         flagged.add(openid);
       }
@@ -413,6 +439,7 @@ export function createFraudService(deps: FraudDeps) {
       if (v.decision === 'block') {
         await repo.recordDecision({ openid, stage: 'draw', decision: 'block', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId, redemptionId: redemptionId ?? null, at: now });
         if (redemptionId) await repo.markRedemption(redemptionId, 'block', v);
+        if (!v.features.blacklisted) await suspend(openid, now);
       }
       return v;
     },

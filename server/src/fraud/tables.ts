@@ -30,6 +30,8 @@ export const fraudUserState = pgTable('fraud_user_state', {
   /** Progressive throttling: cool-downs served so far in the window, and until when code attempts are refused. */
   cooldownLevel: integer('cooldown_level').notNull().default(0),
   cooldownUntil: timestamp('cooldown_until', { withTimezone: true }),
+  /** A block decision suspends code attempts until then (a script hammering while blocked learns nothing). */
+  blockedUntil: timestamp('blocked_until', { withTimezone: true }),
   /** Redemptions per hour, exponentially decayed (time constant 1 h) at `lastRedeemAt`; written only above the allowance. */
   redeemRate: doublePrecision('redeem_rate').notNull().default(0),
   /** Redemptions in the campaign of the last one (its per-campaign counter). */

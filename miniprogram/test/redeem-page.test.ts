@@ -120,3 +120,13 @@ t.test('redeem: opened on a pending redemption it resumes it; a drawn one shows 
   t.match(again.text(), /很遗憾，这次没有中奖/, 'the same result, read back');
   t.equal(again.page.data.result.points, 5);
 });
+
+t.test('redeem: opened by WeChat\'s own scanner with the pack URL (?q=), the code is redeemed at once', async (t) => {
+  const { h, wx } = await setup(t);
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 1 });
+  const url = `https://brand.example/r?c=${codes[0]}`;
+  const p = await renderPage('pages/redeem/index', wx, { q: encodeURIComponent(url) });
+  const redeem = wx.calls.find((c) => c.path === '/api/mp/redemptions')!;
+  t.same(redeem.body, { code: url, via: 'scan' });
+  t.match(p.text(), /回答几个小问题/);
+});

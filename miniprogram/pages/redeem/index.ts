@@ -1,5 +1,6 @@
 // Redeem an on-pack code: scan it (wx.scanCode) or type it → answer the golden questions as a form (pickers; province →
-// city) → the draw and its result. Opened with ?id=<redemption> it resumes that redemption; with ?code=… it pre-fills.
+// city) → the draw and its result. Opened with ?id=<redemption> it resumes that redemption; with ?q=<the pack's QR URL>
+// (WeChat's own scanner opening the mini program) it redeems at once; with ?code=… it pre-fills.
 import type { MpAnswerValue, MpDrawResult, MpQuestion, MpRedemption, MpRegionProvince } from '../../../shared/mp-redeem';
 import { ApiError } from '../../services/api';
 import { draw, getRedemption, redeemCode, submitAnswers } from '../../services/redeem';
@@ -80,6 +81,9 @@ Page({
     if (id && /^\d+$/.test(id)) {
       this.setData({ busy: true });
       getRedemption(id).then((r) => this.show(r), (err: unknown) => this.fail(err));
+    } else if (query['q']) {
+      // Opened by scanning the pack's QR code with WeChat itself ("扫普通链接二维码打开小程序"): `q` is the URL.
+      this.redeem(decodeURIComponent(query['q']), 'scan');
     } else if (query['code']) {
       this.setData({ code: query['code'] });
     }

@@ -3,8 +3,9 @@
  * formula, likes pure milk → cheese, high spender → premium cheese, fashion-minded → cup yogurt, events by city),
  * the popular fallback, impressions and clicks recorded (a click tags the member), and ops editing rules.
  *
- * Profiles are arranged by writing golden-question answers the way the chat flow stores them (profile_answers),
- * since the mini program's profile form is another capability; everything asserted goes through the HTTP API.
+ * Profiles are answered through the mini program's profile form (PUT /api/mp/me/profile, read as the chat reads
+ * answers); child age and region, which the default questions do not ask in one form field, are arranged as the chat
+ * stores answers (profile_answers). Everything asserted goes through the HTTP API.
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
@@ -23,6 +24,11 @@ const cards = async (h: H, m: { headers: Record<string, string> }) => {
   if (res.statusCode !== 200) throw new Error(res.body);
   return res.json() as Array<{ itemId: number; key: string; kind: string; reason: string; ruleId: number | null; city: string | null }>;
 };
+/** Answer through the mini program's profile form (members: read exactly as the chat reads answers). */
+async function viaProfile(h: H, m: { headers: Record<string, string> }, answers: Record<string, string>) {
+  const res = await h.inject({ method: 'PUT', url: '/api/mp/me/profile', headers: m.headers, payload: { answers } });
+  if (res.statusCode !== 200) throw new Error(`profile: ${res.statusCode} ${res.body}`);
+}
 const tag = (h: H, openid: string, name: string) => h.inject({ method: 'PUT', url: `/api/ops/members/${openid}/tags/${name}`, headers: h.ops });
 
 t.test("the brand's example rules are seeded once", async (t) => {
@@ -54,10 +60,10 @@ t.test('likes pure milk → cheese; high spender → premium cheese; fashion-min
   t.equal((await tag(h, milk.who.openid, 'likes_pure_milk')).statusCode, 200);
   t.match((await cards(h, milk))[0], { key: 'kids-cheese-stick', reason: 'up_sell' });
   const rich = await h.member();
-  await answer(h, rich.who.openid, 'spending', { label: '100元以上', min: 100, max: null }, '100元以上');
+  await viaProfile(h, rich, { spending: '100元以上' });
   t.match((await cards(h, rich))[0], { key: 'premium-cheese', reason: 'premium' });
   const thrifty = await h.member();
-  await answer(h, thrifty.who.openid, 'spending', { label: '30元以下', min: null, max: 30 }, '30元以下');
+  await viaProfile(h, thrifty, { spending: '25' });
   t.notOk((await cards(h, thrifty)).some((c) => c.reason === 'premium'));
   const fashion = await h.member();
   await tag(h, fashion.who.openid, 'fashion');
@@ -111,7 +117,7 @@ t.test('ops edit rules and items; bad rules are refused', async (t) => {
     payload: { name: '学生 → 奶酪礼盒', priority: 100, conditions: [{ field: 'profile.occupation', op: 'eq', value: '学生' }], itemKeys: ['cheese-gift-box'], reason: 'gift' } });
   t.equal(rule.statusCode, 200, rule.body);
   const student = await h.member();
-  await answer(h, student.who.openid, 'occupation', '学生');
+  await viaProfile(h, student, { occupation: '学生' });
   t.match((await cards(h, student))[0], { key: 'cheese-gift-box', reason: 'gift', ruleId: rule.json().id });
   const off = await h.inject({ method: 'PATCH', url: `/api/ops/recommendations/rules/${rule.json().id}`, headers: h.ops, payload: { active: false } });
   t.equal(off.json().active, false);

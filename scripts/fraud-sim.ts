@@ -78,7 +78,7 @@ async function main() {
   const start = new Date();
   start.setUTCHours(0, 0, 0, 0);
   const clock = manualClock(start);
-  const ctx = await buildTestApp(fakeT, { clock, env: { RULES_CACHE_TTL_MS: '2000', FRAUD_CACHE_TTL_MS: '2000' } });
+  const ctx = await buildTestApp(fakeT, { clock, env: { FRAUD_ENABLED: 'true', RULES_CACHE_TTL_MS: '2000', FRAUD_CACHE_TTL_MS: '2000' } });
   const { app, services } = ctx;
   const admin = await adminHeaders(app);
   const api = async (method: 'GET' | 'POST', url: string, payload?: unknown) => {

@@ -26,7 +26,7 @@ function noonShanghai(): Date {
 
 async function setup(t: { teardown(fn: () => unknown): void }, prizes: PrizeBody[], opts: { codes?: number; unlockMin?: number } = {}) {
   const clock = manualClock(noonShanghai());
-  const ctx = await buildTestApp(t, { clock, env: { FRAUD_CACHE_TTL_MS: '0' } });
+  const ctx = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });
   const seeded = await seedCampaign(ctx.database, ctx.config.codeKey, {
     prizes, codes: opts.codes ?? 20, unlockMin: opts.unlockMin ?? 2, startsAt: new Date(clock.now().getTime() - 3 * 24 * HOUR), endsAt: new Date(clock.now().getTime() + 30 * 24 * HOUR),
   });

@@ -315,8 +315,10 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     const row = await redeemBatch({ key, openid, at: now, day, fuse: gate?.noFuse ? null : fuse });
     if (!row.redemption_id) {
       const reply = await failureReply(row, code, openid, now, day);
-      // Unknown, voided or someone else's code: what guessing and bought-code lists produce.
-      const wrong = row.campaign_id === null || row.batch_status === 'loading' || row.batch_status === 'voided' || (!!row.redeemed_at && row.redeemed_by !== openid);
+      // Unknown, voided or someone else's code: what guessing and bought-code lists produce. A code someone else
+      // redeemed moments ago is a race (two people, one pack), not a guess.
+      const wrong = row.campaign_id === null || row.batch_status === 'loading' || row.batch_status === 'voided'
+        || (!!row.redeemed_at && row.redeemed_by !== openid && now.getTime() - new Date(row.redeemed_at).getTime() > 60_000);
       const notice = deps.fraud && wrong ? await deps.fraud.onWrongCode(openid, now) : undefined;
       return notice && reply.type === 'text' ? text(`${reply.content}\n${notice}`) : reply;
     }

@@ -9,8 +9,8 @@ import { sql } from 'drizzle-orm';
 import { adminHeaders, buildTestApp, count } from './helpers.ts';
 import { mpBindPhone, mpLogin } from './mp-helpers.ts';
 
-async function setup(t: Parameters<typeof buildTestApp>[0]) {
-  const h = await buildTestApp(t);
+async function setup(t: Parameters<typeof buildTestApp>[0], env: Record<string, string> = {}) {
+  const h = await buildTestApp(t, { env });
   const req = (method: string, url: string, headers: Record<string, string>, payload?: any) => h.app.inject({ method: method as any, url, headers, ...(payload === undefined ? {} : { payload }) });
   /** Follow the official account and log in linked to it (a member once the phone is bound). */
   const follower = async (oaOpenid: string, inviteCode?: string) => {
@@ -114,7 +114,7 @@ t.test('an invite accepted after login, and the refusals: self, unknown, twice, 
 });
 
 t.test('a fraud hold on the invitee (a blacklisted phone) withholds the reward', async (t) => {
-  const h = await setup(t);
+  const h = await setup(t, { FRAUD_ENABLED: 'true' }); // off by default under NODE_ENV=test
   const admin = await adminHeaders(h.app);
   const bl = await h.app.inject({ method: 'POST', url: '/api/ops/fraud/blacklist', headers: admin, payload: { kind: 'phone', value: '13900003001' } });
   t.ok(bl.statusCode < 300, `blacklisted (${bl.statusCode})`);

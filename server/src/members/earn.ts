@@ -69,13 +69,15 @@ export function createEarn(deps: { db: Db; clock: Clock; ledger: Ledger; tiers: 
         if (Number(c?.n ?? 0) >= r.dailyCap) return { credited: false, reason: 'daily_cap' };
       }
       const base = key === 'purchase' ? Math.floor((opts.amountFen ?? 0) / 100) * r.points : r.points;
-      const pct = r.tierMultiplier ? await tiers.multiplierPct(openid, tx) : 100;
+      // Account lock, then member lock: the order account deletion takes them in too.
+      const member = await tiers.lockMember(openid, tx);
+      const pct = r.tierMultiplier ? await tiers.multiplierOf(member?.tier, tx) : 100;
       const points = Math.floor((base * pct) / 100);
       if (points <= 0) return { credited: false, reason: 'zero_points' };
-      const entry = await ledger.credit(openid, points, idem, `earn:${key}`, { ...opts.detail, rule: key, base, multiplierPct: pct, validityDays: r.validityDays }, tx);
-      // Upgrades on earning, in the same transaction (account lock, then member lock: the order deletion uses too).
-      if (!entry.duplicate) await tiers.evaluate(openid, {}, tx);
-      return { credited: true, duplicate: entry.duplicate, points, entry };
+      const entry = await ledger.creditLocked(tx, openid, points, idem, `earn:${key}`, { ...opts.detail, rule: key, base, multiplierPct: pct, validityDays: r.validityDays });
+      // Upgrades on earning, in the same transaction.
+      if (member) await tiers.evaluate(openid, {}, tx, member);
+      return { credited: true, duplicate: false, points, entry };
     });
     return out;
   }

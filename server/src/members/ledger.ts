@@ -79,6 +79,24 @@ export function createLedger(deps: { db: Db; clock?: Clock }) {
       return run(openid, -points, idempotencyKey, reason, detail, tx);
     },
 
+    /**
+     * Add points inside `tx` when the caller already holds this user's account row lock (`SELECT … FOR UPDATE` on
+     * points_accounts) and found the key unused — the earn path, which must check caps under that lock anyway.
+     * The key's unique index still refuses a reuse (CONFLICT, rolled back).
+     */
+    async creditLocked(tx: Tx, openid: string, points: number, idempotencyKey: string, reason: string, detail?: unknown): Promise<LedgerResult> {
+      check(openid, points, idempotencyKey, reason);
+      const now = clock.now();
+      const [account] = rowsOf<{ balance: string | number }>(await tx.execute(sql`UPDATE points_accounts SET balance = balance + ${points}, updated_at = ${now} WHERE openid = ${openid} RETURNING balance`));
+      if (!account) throw new AppError('INTERNAL', `No points account for ${openid}: lock it before creditLocked`);
+      const [entry] = await tx.insert(pointsLedger)
+        .values({ openid, delta: points, balanceAfter: Number(account.balance), idempotencyKey, reason, detail: detail ?? null, createdAt: now })
+        .onConflictDoNothing()
+        .returning();
+      if (!entry) throw new AppError('CONFLICT', `Idempotency key ${idempotencyKey} was already used`, { key: idempotencyKey });
+      return { ...entry, duplicate: false };
+    },
+
     async balance(openid: string, tx: Tx = db): Promise<number> {
       const [row] = await tx.select({ balance: pointsAccounts.balance }).from(pointsAccounts).where(eq(pointsAccounts.openid, openid));
       return Number(row?.balance ?? 0);

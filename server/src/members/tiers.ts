@@ -17,6 +17,8 @@ const COUPON_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 /** China month (UTC+8), e.g. 2026-12. */
 export const chinaMonth = (d: Date) => new Date(d.getTime() + 8 * 3_600_000).toISOString().slice(0, 7);
 
+export interface LockedMember { id: number; openid: string; tier: string; isMember: boolean }
+
 export interface TierProgress {
   tier: MemberTier;
   next: MemberTier | null;
@@ -80,11 +82,17 @@ export function createTiers(deps: { db: Db; clock: Clock; cacheTtlMs?: number })
    * Re-evaluate one member's tier. `downgrade`: the scheduled job may lower it; earning only raises it.
    * `monthlyCoupon`: issue the (new) tier's coupon for this month if not yet issued.
    */
-  async function evaluate(openid: string, opts: { downgrade?: boolean; monthlyCoupon?: boolean } = {}, outer?: Tx): Promise<{ from: TierName; to: TierName; changed: boolean } | null> {
+  /** The member row, locked (tier changes and coupons one at a time per member). */
+  async function lockMember(openid: string, tx: Tx): Promise<LockedMember | null> {
+    const [m] = (await tx.execute(sql`SELECT id, openid, tier, is_member FROM members WHERE openid = ${openid} AND deleted_at IS NULL FOR UPDATE`) as unknown as {
+      rows: Array<{ id: string | number; openid: string; tier: string; is_member: boolean }>;
+    }).rows.map((r) => ({ id: Number(r.id), openid: r.openid, tier: r.tier, isMember: r.is_member }));
+    return m ?? null;
+  }
+
+  async function evaluate(openid: string, opts: { downgrade?: boolean; monthlyCoupon?: boolean } = {}, outer?: Tx, locked?: LockedMember | null): Promise<{ from: TierName; to: TierName; changed: boolean } | null> {
     const run = async (tx: Tx) => {
-      const [member] = (await tx.execute(sql`SELECT id, openid, tier, is_member FROM members WHERE openid = ${openid} AND deleted_at IS NULL FOR UPDATE`) as unknown as {
-        rows: Array<{ id: string | number; openid: string; tier: string; is_member: boolean }>;
-      }).rows.map((r) => ({ id: Number(r.id), openid: r.openid, tier: r.tier, isMember: r.is_member }));
+      const member = locked !== undefined ? locked : await lockMember(openid, tx);
       if (!member) return null;
       const tiers = await list(tx);
       if (tiers.length === 0) return null;
@@ -109,6 +117,14 @@ export function createTiers(deps: { db: Db; clock: Clock; cacheTtlMs?: number })
     list,
     rolling,
     evaluate,
+
+    lockMember,
+
+    /** The multiplier (percent) of a tier key, from the cached tiers. */
+    async multiplierOf(tierKey: string | undefined, tx: Tx = db): Promise<number> {
+      if (!tierKey) return 100;
+      return (await list(tx)).find((t) => t.key === tierKey)?.multiplierPct ?? 100;
+    },
 
     async multiplierPct(openid: string, tx: Tx = db): Promise<number> {
       const [row] = await tx.select({ pct: memberTiers.multiplierPct }).from(members).innerJoin(memberTiers, eq(memberTiers.key, members.tier)).where(eq(members.openid, openid));

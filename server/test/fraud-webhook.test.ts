@@ -233,6 +233,8 @@ t.test('review queue: approve and reject are exactly-once under double clicks; a
   t.equal(res.statusCode, 201);
   t.equal(res.json().version, 2);
   t.equal((await s.api('POST', '/api/ops/fraud/models', { thresholds: { hold: 0.9, block: 0.5 } })).statusCode, 422, 'hold above block is refused');
+  t.match((await s.api('POST', '/api/ops/fraud/models', { weights: { sharedPhon: 3 } })).json(), { code: 'VALIDATION', message: /weights.sharedPhon is not a feature/ });
+  t.equal((await s.api('GET', '/api/ops/fraud/models')).json().length, 2, 'refused edits save no version');
   t.equal((await s.api('GET', '/api/ops/fraud/model')).json().version, 2);
 
   for (const openid of ['oWinA', 'oWinB']) {

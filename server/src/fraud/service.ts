@@ -21,7 +21,7 @@ import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
 import { createFulfilmentRepo } from '../fulfilment/repo.ts';
 import { normalisePhone, phoneHash } from '../members/phones.ts';
 import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
-import { cooldownFor, decide, DEFAULT_MODEL, score, validateModel, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+import { cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
 
 export const FRAUD_TEXTS = {
   cooldown: '您输入错误兑奖码的次数较多，为保障账户安全，请于 {time} 后再试。',
@@ -631,6 +631,10 @@ export function createFraudService(deps: FraudDeps) {
     /** A new version from a partial edit of the one in force (weights, allowances, thresholds, cool-downs). */
     async createModel(patch: Partial<Omit<FraudModel, 'version'>>, note: string | null, actor: Actor) {
       await refresh(true);
+      const unknownWeight = Object.keys(patch.weights ?? {}).find((k) => !(FEATURES as readonly string[]).includes(k));
+      if (unknownWeight) throw new AppError('VALIDATION', `weights.${unknownWeight} is not a feature (${FEATURES.join(', ')})`);
+      const unknownAllowance = Object.keys(patch.allowances ?? {}).find((k) => !(k in model.allowances));
+      if (unknownAllowance) throw new AppError('VALIDATION', `allowances.${unknownAllowance} is not an allowance (${Object.keys(model.allowances).join(', ')})`);
       const next: FraudModel = {
         ...model,
         ...(patch.bias !== undefined ? { bias: patch.bias } : {}),

@@ -282,7 +282,7 @@ t.test('the live campaigns for the home banner: live and inside their window onl
 t.test('anti-fraud applies in the mini program too: guessing starts a cool-down that refuses a valid code unseen', async (t) => {
   const { manualClock } = await import('../src/platform/clock.ts');
   const clock = manualClock(new Date());
-  const h = await buildTestApp(t, { clock, env: { FRAUD_CACHE_TTL_MS: '0' } });
+  const h = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });
   const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [] });
   const mp = client(h, await mpLogin(h));
   const guesses = generateCodes(6);
@@ -305,7 +305,7 @@ t.test('anti-fraud applies in the mini program too: guessing starts a cool-down 
 t.test('anti-fraud at the draw: a burst of codes from one member is held for review (points wait), then refused', async (t) => {
   const { manualClock } = await import('../src/platform/clock.ts');
   const clock = manualClock(new Date());
-  const h = await buildTestApp(t, { clock, env: { FRAUD_CACHE_TTL_MS: '0' } });
+  const h = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });
   const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 20, prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
   const who = await mpLogin(h);
   const mp = client(h, who);

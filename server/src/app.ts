@@ -227,7 +227,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await api.register(couponOpsRoutes, { coupons });
     await api.register(audienceOpsRoutes, { audience });
     // members core
-    await api.register(memberOpsRoutes, { earn, tiers });
+    await api.register(memberOpsRoutes, { earn, tiers, members, points: memberPoints });
   }, { prefix: '/api/ops' });
   await app.register(async (mp) => {
     await mp.register(mpAuthPlugin, { sessions });
@@ -264,6 +264,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'points-expire', schedule: '10 18 * * *', run: async () => void (await earn.expireDue(100_000)) },
         { name: 'points-expiry-remind', schedule: '40 18 * * *', run: async () => void (await earn.remindExpiring()) },
         { name: 'member-tiers', schedule: '10 19 * * *', run: async () => void (await tiers.runScheduled()) },
+        { name: 'mp-sessions-prune', schedule: '23 * * * *', run: async () => void (await sessions.prune()) },
       ], app.log)
     : undefined;
 

@@ -123,3 +123,14 @@ t.test('public routes in /api/mp stay reachable without a session; unknown ones 
   t.not(transfer.statusCode, 401, 'the transfer page is protected by its own HMAC token');
   t.equal((await h.app.inject({ method: 'GET', url: '/api/mp/nope' })).statusCode, 404);
 });
+
+t.test('the hourly prune drops sessions a day past their refresh expiry, and only those', async (t) => {
+  const h = await setup(t);
+  const old = await mpLogin(h);
+  h.clock.advance(86_400_000 + 86_401_000); // refresh TTL (1 day in this file) + the one-day grace
+  const fresh = await mpLogin(h);
+  t.equal(await h.services.sessions.prune(), 1);
+  t.equal(await count(h.database, 'mp_sessions'), 1);
+  t.equal((await h.me(fresh.headers)).statusCode, 200);
+  t.equal((await h.me(old.headers)).statusCode, 401);
+});

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { buildTestApp, count } from './helpers.ts';
+import { adminHeaders, buildTestApp, count } from './helpers.ts';
 import { mintPhoneCode, mpBindPhone, mpLogin } from './mp-helpers.ts';
 
 async function setup(t: Parameters<typeof buildTestApp>[0]) {
@@ -105,4 +105,24 @@ t.test('only mainland numbers; no session → 401', async (t) => {
   t.equal(hk.json().details.reason, 'unsupported_country');
   const anon = await h.app.inject({ method: 'POST', url: '/api/mp/me/phone', payload: { code: await mintPhoneCode(h, '13300133000') } });
   t.equal(anon.statusCode, 401);
+});
+
+t.test('ops find a member by phone (audited) and see them as they see themselves', async (t) => {
+  const h = await setup(t);
+  const admin = await adminHeaders(h.app);
+  const a = await h.follower('oOpsLookup01', 'uOpsLookup01');
+  await mpBindPhone(h, a.token, '13200132000');
+  const found = await h.app.inject({ method: 'GET', url: '/api/ops/members/lookup?phone=%2B86%20132%200013%202000', headers: admin });
+  t.equal(found.statusCode, 200);
+  t.same(found.json().memberIds, [a.member.memberId]);
+  t.equal(await count(h.database, 'audit_log', "action = 'members.lookup'"), 1);
+  t.equal((await h.app.inject({ method: 'GET', url: '/api/ops/members/lookup?phone=123', headers: admin })).statusCode, 400);
+  t.equal((await h.app.inject({ method: 'GET', url: '/api/ops/members/lookup?phone=12345678', headers: admin })).statusCode, 422);
+  const view = (await h.app.inject({ method: 'GET', url: `/api/ops/members/${a.member.memberId}`, headers: admin })).json();
+  t.equal(view.member.phoneMasked, '132****2000');
+  t.equal(view.member.isMember, true);
+  t.ok(view.events.some((e: any) => e.kind === 'became_member'));
+  t.ok(view.points.entries.some((e: any) => e.reason === 'earn:bind_phone'));
+  t.equal((await h.app.inject({ method: 'GET', url: '/api/ops/members/999999', headers: admin })).statusCode, 404);
+  t.equal((await h.app.inject({ method: 'GET', url: `/api/ops/members/${a.member.memberId}` })).statusCode, 401);
 });

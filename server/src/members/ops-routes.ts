@@ -9,6 +9,9 @@ import { requireLogin, requireRole } from '../ops/auth.ts';
 import type { Earn } from './earn.ts';
 import type { Tiers } from './tiers.ts';
 import type { EarnRule, MemberTier } from './tables.ts';
+import type { MembersService } from './service.ts';
+import type { MemberPoints } from './points.ts';
+import { MemberMeSchema, PointsHistorySchema } from '../../../shared/members.ts';
 
 const tags = ['ops: members'];
 const security = [{ bearerAuth: [] }];
@@ -49,7 +52,7 @@ const ImportResult = Type.Object({
 const ruleView = (r: EarnRule) => ({ ...r, updatedAt: r.updatedAt.toISOString() });
 const tierView = (t: MemberTier) => ({ ...t, monthlyCoupon: t.monthlyCoupon ?? null, updatedAt: t.updatedAt.toISOString() });
 
-export const memberOpsRoutes: FastifyPluginAsyncTypebox<{ earn: Earn; tiers: Tiers }> = async (app, { earn, tiers }) => {
+export const memberOpsRoutes: FastifyPluginAsyncTypebox<{ earn: Earn; tiers: Tiers; members: MembersService; points: MemberPoints }> = async (app, { earn, tiers, members, points }) => {
   app.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: 4 * 1_048_576 }, (_req, body, done) => done(null, body));
 
   app.get('/members/earn-rules', {
@@ -85,5 +88,27 @@ export const memberOpsRoutes: FastifyPluginAsyncTypebox<{ earn: Earn; tiers: Tie
     const name = req.params.name;
     const result = name === 'expire' ? await earn.expireDue() : name === 'remind' ? await earn.remindExpiring() : await tiers.runScheduled();
     return { result };
+  });
+
+  // Looking a person up by phone is a read of personal data: audited like a write.
+  app.get('/members/lookup', {
+    preHandler: requireRole('operator', 'reviewer'), config: { audit: { action: 'members.lookup', targetType: 'member' } },
+    schema: {
+      tags, security, summary: 'Find members by phone (the keyed hash; the number is never stored in the clear)',
+      querystring: Type.Object({ phone: Type.String({ minLength: 5, maxLength: 20 }) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ memberIds: Type.Array(Type.Integer()) }), ...errors },
+    },
+  }, async (req) => ({ memberIds: await members.idsByPhone(req.query.phone) }));
+
+  app.get('/members/:id', {
+    preHandler: requireLogin,
+    schema: {
+      tags, security, summary: 'A member as they see themselves (phone masked), their events and latest points entries',
+      params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+      response: { 200: Type.Object({ member: MemberMeSchema, events: Type.Array(Type.Object({ kind: Type.String(), detail: Type.Unknown(), createdAt: Type.String() })), points: PointsHistorySchema }), ...errors },
+    },
+  }, async (req) => {
+    const m = await members.byId(req.params.id);
+    return { member: await members.view(m), events: await members.events(m.id), points: await points.history(m.openid, { limit: 50 }) };
   });
 };

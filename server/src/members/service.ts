@@ -235,6 +235,20 @@ export function createMembersService(deps: {
     },
 
     refresh: (refreshToken: string) => sessions.refresh(refreshToken),
+
+    /** Live members with this phone (by its keyed hash). */
+    async idsByPhone(input: string): Promise<number[]> {
+      const phone = normalisePhone(input);
+      if (!phone) throw new AppError('VALIDATION', 'Not a mainland mobile number', { reason: 'invalid_phone' });
+      const found = await db.select({ id: members.id }).from(members).where(and(eq(members.phoneHash, phoneHash(phone, piiKey)), sql`${members.deletedAt} IS NULL`));
+      return found.map((r) => r.id);
+    },
+
+    /** Newest first. */
+    async events(memberId: number, limit = 50): Promise<Array<{ kind: string; detail: unknown; createdAt: string }>> {
+      const rs = await db.select().from(memberEvents).where(eq(memberEvents.memberId, memberId)).orderBy(sql`${memberEvents.id} DESC`).limit(limit);
+      return rs.map((e) => ({ kind: e.kind, detail: e.detail, createdAt: e.createdAt.toISOString() }));
+    },
   };
 }
 export type MembersService = ReturnType<typeof createMembersService>;

@@ -5,7 +5,7 @@
  * single-use (rotated by a conditional UPDATE, so a replayed refresh token gets nothing).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNull } from 'drizzle-orm';
+import { and, eq, gt, isNull, lt, or } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -71,6 +71,13 @@ export function createSessionService(deps: { db: Db; clock: Clock; ttlS: number;
     /** Log out everywhere (account deletion). */
     async revokeMember(memberId: number, tx: Tx = db): Promise<void> {
       await tx.update(mpSessions).set({ revokedAt: clock.now() }).where(and(eq(mpSessions.memberId, memberId), isNull(mpSessions.revokedAt)));
+    },
+
+    /** Hourly: drop sessions whose refresh token expired, or that were revoked, more than a day ago. */
+    async prune(): Promise<number> {
+      const cutoff = new Date(clock.now().getTime() - 86_400_000);
+      const gone = await db.delete(mpSessions).where(or(lt(mpSessions.refreshExpiresAt, cutoff), lt(mpSessions.revokedAt, cutoff))).returning({ id: mpSessions.id });
+      return gone.length;
     },
 
     async revoke(token: string): Promise<void> {

@@ -158,3 +158,25 @@ t.test('orders: an unpaid points + cash order is paid later from my orders, or c
   t.match(orders.$(`#order-${newer!.id}`).dom.textContent, /已取消/);
   t.equal(await h.services.ledger.balance(openid), start - 50);
 });
+
+t.test('mall: a gift that ships asks for the address (wx.chooseAddress); without one nothing is ordered', async (t) => {
+  const { h, wx, createItem } = await setup(t);
+  const gift = await createItem({ kind: 'sample', title: '奶酪试吃装', points: 30, stock: 3 });
+  const mall = await renderPage('pages/mall/index', wx);
+  const openid = (await h.database.query<{ openid: string }>(sql`SELECT openid FROM members LIMIT 1`))[0]!.openid;
+  await h.services.ledger.credit(openid, 100, `test:grant:${randomUUID()}`, 'lottery_prize');
+  await mall.page.onPullDownRefresh();
+  await wx.idle();
+
+  const sent = wx.calls.length;
+  await mall.tap(`#buy-${gift.id}`);
+  t.match(mall.$('#notice').dom.textContent, /需要收货地址才能寄送礼品/);
+  t.equal(wx.calls.length, sent, 'no order without an address');
+
+  wx.state.address = { userName: '孙八', telNumber: '13700001111', provinceName: '浙江省', cityName: '杭州市', countyName: '西湖区', detailInfo: '文三路 1 号', postalCode: '310000', nationalCode: '330106' };
+  await mall.tap(`#buy-${gift.id}`);
+  const placed = wx.calls.find((c) => c.path === '/api/mp/mall/orders' && c.method === 'POST')!;
+  t.equal(placed.status, 200);
+  t.match(placed.body, { itemId: gift.id, address: { name: '孙八', phone: '13700001111', province: '浙江省', city: '杭州市', district: '西湖区', detail: '文三路 1 号' } });
+  t.match(mall.$('#notice').dom.textContent, /兑换成功，我们会尽快为您寄出/);
+});

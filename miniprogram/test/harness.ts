@@ -57,7 +57,11 @@ export function installWx(opts: TestWxOptions) {
   /** What the next wx.scanCode returns (undefined: the member cancels). */
   const scans: string[] = [];
   /** The next phone-number codes, and whether the next modal is confirmed. */
-  const state = { modalConfirm: true, clipboard: '', paymentFails: false };
+  const state = {
+    modalConfirm: true, clipboard: '', paymentFails: false,
+    /** What wx.chooseAddress returns (null: the member closes the address picker). */
+    address: null as null | Record<string, string>,
+  };
   let inflight = 0;
   const track = <T>(p: Promise<T>) => {
     inflight++;
@@ -126,6 +130,9 @@ export function installWx(opts: TestWxOptions) {
     },
     setClipboardData: (o: any) => { state.clipboard = o.data; o.success?.({}); },
     canIUse: () => true,
+    chooseAddress: (o: any) => {
+      setTimeout(() => (state.address ? o.success?.({ ...state.address, errMsg: 'chooseAddress:ok' }) : o.fail?.({ errMsg: 'chooseAddress:fail cancel' })), 0);
+    },
     requestPayment: (o: any) => {
       const { success, fail, complete, ...params } = o;
       payments.push(params);

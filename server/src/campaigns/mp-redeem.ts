@@ -66,7 +66,7 @@ export interface MpRedeemDeps {
   onFulfilmentQueued?: () => void;
   random?: RandomInt;
   /** The chat's anti-fraud hooks, at the same places: gate before the lookup, signals, hold or block at the draw. */
-  fraud?: Pick<FraudService, 'beforeCode' | 'onTypo' | 'onWrongCode' | 'afterRedeem' | 'atDraw' | 'recordAllow' | 'heldDraw' | 'onAnswer'>;
+  fraud?: Pick<FraudService, 'beforeCode' | 'onTypo' | 'onWrongCode' | 'afterRedeem' | 'atDraw' | 'recordAllow' | 'heldDraw' | 'onAnswer' | 'onIdentifiers'>;
 }
 
 /** The province → city cascade of region questions (the same list the chat reads answers against). */
@@ -328,7 +328,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
 
     if (deps.fraud) {
       // As in chat: the prize is known here; a hold keeps it (stock taken) while its payout waits for review.
-      const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now);
+      const verdict = await deps.fraud.atDraw(openid, c.id, input.outcome === 'won' ? prize?.kind ?? null : null, now, row.id);
       if (verdict.decision === 'block') throw refuse('FORBIDDEN', 'blocked', FRAUD_TEXTS.blocked);
       if (verdict.decision === 'hold') {
         const held = await deps.fraud.heldDraw({
@@ -353,8 +353,11 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
   }
 
   return {
-    /** POST /redemptions: take a code (typed or scanned) for this member. */
-    async redeem(openid: string, input: string): Promise<MpRedemption> {
+    /**
+     * POST /redemptions: take a code (typed or scanned) for this member. `ids` are what the mini program's request
+     * tells about the person (IP, unionid): accounts sharing them are a fraud signal.
+     */
+    async redeem(openid: string, input: string, ids: { ip?: string; unionid?: string | null } = {}): Promise<MpRedemption> {
       const now = clock.now();
       const { lengths } = await campaigns();
       const raw = codeFromScan(input.trim());
@@ -370,6 +373,11 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         if (typo) throw refuse('VALIDATION', 'typo', deps.fraud?.onTypo(openid, now) ?? render('typo', undefined, { code: typo }));
         throw refuse('VALIDATION', 'not_code', render('notCode', undefined, { length: lengths[0]! + 1 }).replace(/；?发送“取消”退出兑奖。?/, '。'));
       }
+      if (deps.fraud && (ids.ip || ids.unionid)) {
+        await deps.fraud.onIdentifiers(openid, { ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}) }, now);
+      }
+      // fraud: accounts sharing a device / IP / unionid, counted before the gate so this very code is scored with them.
+      if (deps.fraud && ids) await deps.fraud.onIdentifiers(openid, ids, now);
       // Refused (cool-down, block) before the lookup: a guessing script learns nothing, and the code stays unused.
       const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
       if (gate?.refuse) throw refuse('FORBIDDEN', 'refused', gate.refuse);
@@ -377,12 +385,15 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       const day = localDay(now);
       const [row] = await repo.redeemMany([{ key, openid, at: now, day, fuse: null }]);
       if (!row!.redemption_id) {
+        const r = row!;
+        // Unknown, voided or someone else's code: what guessing and bought-code lists produce. A code someone else
+        // redeemed moments ago is a race (two people, one pack), not a guess — as in chat.
+        const wrong = r.campaign_id === null || r.batch_status === 'loading' || r.batch_status === 'voided'
+          || (!!r.redeemed_at && r.redeemed_by !== openid && now.getTime() - new Date(r.redeemed_at).getTime() > 60_000);
         try {
-          return await refusal(row!, code, openid, key, now, day);
+          return await refusal(r, code, openid, key, now, day);
         } catch (err) {
-          // Unknown, voided or someone else's code: what guessing and bought-code lists produce.
-          const reason = err instanceof AppError ? (err.details as { reason?: string } | undefined)?.reason : undefined;
-          if (deps.fraud && err instanceof AppError && (reason === 'unknown' || reason === 'voided' || reason === 'taken')) {
+          if (deps.fraud && wrong && err instanceof AppError) {
             const notice = await deps.fraud.onWrongCode(openid, now);
             if (notice) throw new AppError(err.code, `${err.message}\n${notice}`, err.details);
           }

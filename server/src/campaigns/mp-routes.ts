@@ -24,7 +24,7 @@ export const mpRedeemRoutes: FastifyPluginAsyncTypebox<{ mpRedeem: MpRedeemServi
       description: 'Refusals carry details.reason: not_code, typo (422), unknown (404), voided, taken, not_started, paused, ended, daily_limit, campaign_limit (409). Submitting one\'s own code again returns that redemption.',
       body: MpRedeemBodySchema, response: { 200: MpRedemptionSchema, ...errors },
     },
-  }, async (req) => mpRedeem.redeem(req.member.openid, req.body.code));
+  }, async (req) => mpRedeem.redeem(req.member.openid, req.body.code, { ip: req.ip, unionid: req.member.unionid }));
 
   app.get('/redemptions', {
     schema: { tags, security, summary: 'My redemptions, newest first', querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }) }), response: { 200: MpRedemptionListSchema, ...errors } },

@@ -353,3 +353,26 @@ t.test('concurrency: members racing for one code — exactly one redemption, the
   const totals = await h.database.query<{ n: number }>(sql`SELECT coalesce(sum(total), 0)::int AS n FROM campaign_user_counters`);
   t.equal(Number(totals[0]!.n), 1, 'the losers\' counts were given back');
 });
+
+t.test('anti-fraud: a code someone else took moments ago is a race, not a guess; long taken codes count as wrong', async (t) => {
+  const { manualClock } = await import('../src/platform/clock.ts');
+  const clock = manualClock(new Date());
+  const h = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 4 });
+  const alice = client(h, await mpLogin(h));
+  const bob = client(h, await mpLogin(h));
+  for (const c of codes) t.equal((await alice.redeem(c)).status, 200);
+  for (const c of codes) {
+    const r = await bob.redeem(c);
+    t.equal(r.body.details.reason, 'taken');
+    t.notMatch(r.body.message, /后再试/, 'a race is not held against Bob');
+    clock.advance(2_000);
+  }
+  clock.advance(61_000);
+  const later: string[] = [];
+  for (const c of codes) {
+    later.push((await bob.redeem(c)).body.message);
+    clock.advance(2_000);
+  }
+  t.match(later[3], /已被其他用户使用.*\n.*请于 .* 后再试/s, 'codes taken long ago are what bought-code lists produce');
+});

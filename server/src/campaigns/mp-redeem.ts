@@ -355,9 +355,9 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
   return {
     /**
      * POST /redemptions: take a code (typed or scanned) for this member. `ids` are what the mini program's request
-     * tells about the person (IP, unionid): accounts sharing them are a fraud signal.
+     * tells about the person (IP, unionid, the device description it sends): accounts sharing them are a fraud signal.
      */
-    async redeem(openid: string, input: string, ids: { ip?: string; unionid?: string | null } = {}): Promise<MpRedemption> {
+    async redeem(openid: string, input: string, ids: { ip?: string; unionid?: string | null; device?: string } = {}): Promise<MpRedemption> {
       const now = clock.now();
       const { lengths } = await campaigns();
       const raw = codeFromScan(input.trim());
@@ -373,8 +373,10 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         if (typo) throw refuse('VALIDATION', 'typo', deps.fraud?.onTypo(openid, now) ?? render('typo', undefined, { code: typo }));
         throw refuse('VALIDATION', 'not_code', render('notCode', undefined, { length: lengths[0]! + 1 }).replace(/；?发送“取消”退出兑奖。?/, '。'));
       }
-      if (deps.fraud && (ids.ip || ids.unionid)) {
-        await deps.fraud.onIdentifiers(openid, { ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}) }, now);
+      if (deps.fraud && (ids.ip || ids.unionid || ids.device)) {
+        await deps.fraud.onIdentifiers(openid, {
+          ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}), ...(ids.device ? { device: ids.device } : {}),
+        }, now);
       }
       // fraud: accounts sharing a device / IP / unionid, counted before the gate so this very code is scored with them.
       if (deps.fraud && ids) await deps.fraud.onIdentifiers(openid, ids, now);

@@ -24,7 +24,11 @@ export const mpRedeemRoutes: FastifyPluginAsyncTypebox<{ mpRedeem: MpRedeemServi
       description: 'Refusals carry details.reason: not_code, typo (422), unknown (404), voided, taken, not_started, paused, ended, daily_limit, campaign_limit (409). Submitting one\'s own code again returns that redemption.',
       body: MpRedeemBodySchema, response: { 200: MpRedemptionSchema, ...errors },
     },
-  }, async (req) => mpRedeem.redeem(req.member.openid, req.body.code, { ip: req.ip, unionid: req.member.unionid }));
+  }, async (req) => {
+    // What the mini program's api.ts sends about the phone (fraud: accounts sharing a device on one IP).
+    const device = typeof req.headers['x-mp-device'] === 'string' ? req.headers['x-mp-device'].slice(0, 128) : undefined;
+    return mpRedeem.redeem(req.member.openid, req.body.code, { ip: req.ip, unionid: req.member.unionid, ...(device ? { device } : {}) });
+  });
 
   app.get('/redemptions', {
     schema: { tags, security, summary: 'My redemptions, newest first', querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }) }), response: { 200: MpRedemptionListSchema, ...errors } },

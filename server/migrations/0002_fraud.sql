@@ -86,3 +86,20 @@ CREATE INDEX "fraud_decisions_draw_idx" ON "fraud_decisions" USING btree ("draw_
 CREATE UNIQUE INDEX "fraud_reviews_draw_uq" ON "fraud_reviews" USING btree ("draw_id");--> statement-breakpoint
 CREATE INDEX "fraud_reviews_status_idx" ON "fraud_reviews" USING btree ("status","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "fraud_blacklist_kind_hash_uq" ON "fraud_blacklist" USING btree ("kind","value_hash");
+--> statement-breakpoint
+ALTER TABLE "fraud_user_state" ADD COLUMN "shared_ip" integer DEFAULT 0 NOT NULL;--> statement-breakpoint
+CREATE TABLE "fraud_identifiers" (
+	"kind" text NOT NULL,
+	"value_hash" text NOT NULL,
+	"accounts" integer DEFAULT 0 NOT NULL,
+	"first_at" timestamp with time zone NOT NULL,
+	CONSTRAINT "fraud_identifiers_kind_value_hash_pk" PRIMARY KEY("kind","value_hash")
+);
+--> statement-breakpoint
+CREATE TABLE "fraud_identifier_accounts" (
+	"kind" text NOT NULL,
+	"value_hash" text NOT NULL,
+	"openid" text NOT NULL,
+	"first_at" timestamp with time zone NOT NULL,
+	CONSTRAINT "fraud_identifier_accounts_kind_value_hash_openid_pk" PRIMARY KEY("kind","value_hash","openid")
+);

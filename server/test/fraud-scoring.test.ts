@@ -27,7 +27,8 @@ const cases: Array<{ name: string; feature: (typeof FEATURES)[number]; mild: Par
   { name: 'redemption velocity in the last hour (bought codes)', feature: 'redeemHour', mild: { redeemHour: 8 }, strong: { redeemHour: 14 }, strongDecision: 'hold' },
   { name: 'redemptions today (daily count)', feature: 'redeemDay', mild: { redeemDay: 15 }, strong: { redeemDay: 40 }, strongDecision: 'hold' },
   { name: 'one phone shared by several accounts (farm)', feature: 'sharedPhone', mild: { sharedPhone: 3 }, strong: { sharedPhone: 5 }, strongDecision: 'hold' },
-  { name: 'one unionid / device / IP shared by several accounts', feature: 'sharedDevice', mild: { sharedDevice: 5 }, strong: { sharedDevice: 9 }, strongDecision: 'hold' },
+  { name: 'one device (fingerprint on one IP) / unionid shared by several accounts', feature: 'sharedDevice', mild: { sharedDevice: 4 }, strong: { sharedDevice: 6 }, strongDecision: 'hold' },
+  { name: 'one client IP shared by many accounts', feature: 'sharedIp', mild: { sharedIp: 9 }, strong: { sharedIp: 16 }, strongDecision: 'hold' },
   { name: 'identical golden answers across accounts (bots)', feature: 'answerPrint', mild: { answerPrint: 5 }, strong: { answerPrint: 9 }, strongDecision: 'hold' },
   { name: 'a flood of typos', feature: 'typos', mild: { typos: 10 }, strong: { typos: 16, wrongRate: 13 }, strongDecision: 'hold' },
   { name: 'wrong attempts per minute', feature: 'wrongRate', mild: { wrongRate: 6 }, strong: { wrongRate: 13, unknownCodes: 4 }, strongDecision: 'hold' },
@@ -121,4 +122,31 @@ t.test('cost: scoring stays in the microseconds', async (t) => {
   const perCallUs = Number(process.hrtime.bigint() - start) / 1000 / 50_000;
   t.ok(sink > 0);
   t.ok(perCallUs < 50, `${perCallUs.toFixed(2)} µs per score()`);
+});
+
+t.test('shared identifiers: a family on one phone and a busy wifi IP stay allowed; an IP alone weighs far less than a device', async (t) => {
+  // Three accounts on one phone, eight on one IP (carrier NAT / office wifi): allowed, even for cash.
+  const family = score(f({ sharedDevice: 2, sharedIp: 6 }), m);
+  t.equal(family.reasons.length, 0, 'within both allowances: no contribution');
+  t.equal(decide(score(f({ sharedDevice: 3, sharedIp: 8 }), m), m, 'cash'), 'allow');
+  // The same excess of accounts counts much more on a device than on an IP.
+  const onDevice = score(f({ sharedDevice: m.allowances.sharedDevice + 2 }), m).score;
+  const onIp = score(f({ sharedIp: m.allowances.sharedIp + 2 }), m).score;
+  t.ok(onDevice > onIp * 2, `device ${onDevice} vs IP ${onIp}`);
+  t.equal(decide(score(f({ sharedIp: m.allowances.sharedIp + 4 }), m), m, 'points'), 'allow', 'an IP alone does not hold a points prize');
+});
+
+t.test('a farm (eight accounts on two phones behind one IP) is held for any prize once its accounts are seen', async (t) => {
+  const s = score(f({ sharedDevice: 4, sharedIp: 8 }), m);
+  t.equal(decide(s, m, 'points'), 'hold', `score ${s.score}`);
+  t.equal(s.reasons[0]?.feature, 'sharedDevice');
+  t.ok(s.reasons.some((r) => r.feature === 'sharedIp'));
+  t.not(decide(s, m, 'points'), 'block', 'sharing alone never blocks');
+});
+
+t.test('a model saved before sharedIp existed (no allowance for it) scores it with the default allowance', async (t) => {
+  const { sharedIp: _drop, ...allowances } = m.allowances;
+  const old = { ...m, allowances } as unknown as FraudModel;
+  t.equal(score(f({ sharedIp: 6 }), old).reasons.length, 0);
+  t.equal(score(f({ sharedIp: 9 }), old).reasons[0]?.feature, 'sharedIp');
 });

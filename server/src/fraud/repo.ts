@@ -23,6 +23,7 @@ export interface StateRow {
   last_redeem_at: Date | string | null;
   shared_phone: number;
   shared_device: number;
+  shared_ip: number;
   answer_print: string | null;
   fast_answers: number;
   blacklist_hit: string | null;
@@ -183,6 +184,33 @@ export function createFraudRepo(db: Db) {
         VALUES (${openid}, ${n}, ${blacklistHit}, ${flag}, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET shared_device = greatest(s.shared_device, EXCLUDED.shared_device),
           blacklist_hit = coalesce(EXCLUDED.blacklist_hit, s.blacklist_hit), flagged = s.flagged OR EXCLUDED.flagged, updated_at = EXCLUDED.updated_at`);
+    },
+
+    /**
+     * Links this account to each identifier (keyed hashes) and returns how many accounts each one has now. One
+     * statement: a link already there inserts nothing and adds nothing, so repeats and other instances never
+     * double-count; concurrent first links of one identifier serialise on its counter row.
+     */
+    async linkIdentifiers(openid: string, ids: Array<{ kind: string; hash: string }>, now: Date): Promise<Array<{ kind: string; value_hash: string; accounts: number }>> {
+      if (ids.length === 0) return [];
+      return rowsOf(await db.execute(sql`
+        WITH v AS (SELECT e->>'kind' AS kind, e->>'hash' AS hash FROM jsonb_array_elements(${JSON.stringify(ids)}::jsonb) e),
+        ins AS (
+          INSERT INTO fraud_identifier_accounts (kind, value_hash, openid, first_at) SELECT kind, hash, ${openid}, ${iso(now)} FROM v
+          ON CONFLICT DO NOTHING RETURNING kind, value_hash)
+        INSERT INTO fraud_identifiers AS i (kind, value_hash, accounts, first_at)
+        SELECT v.kind, v.hash, (SELECT count(*)::int FROM ins WHERE ins.kind = v.kind AND ins.value_hash = v.hash), ${iso(now)} FROM v
+        ON CONFLICT (kind, value_hash) DO UPDATE SET accounts = i.accounts + EXCLUDED.accounts
+        RETURNING kind, value_hash, accounts`));
+    },
+    /** Every account seen on this identifier gets its account count (and is flagged: read before its next code). */
+    async flagIdentifierAccounts(kind: string, hash: string, n: number, column: 'shared_device' | 'shared_ip', now: Date): Promise<string[]> {
+      const col = column === 'shared_ip' ? sql`shared_ip` : sql`shared_device`;
+      return rowsOf<{ openid: string }>(await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, ${col}, flagged, updated_at)
+        SELECT openid, ${n}, true, ${iso(now)} FROM fraud_identifier_accounts WHERE kind = ${kind} AND value_hash = ${hash}
+        ON CONFLICT (openid) DO UPDATE SET ${col} = greatest(s.${col}, EXCLUDED.${col}), flagged = true, updated_at = EXCLUDED.updated_at
+        RETURNING openid`)).map((r) => r.openid);
     },
 
     /* ---- decisions ---- */

@@ -8,7 +8,7 @@
 
 export const FEATURES = [
   'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'redeemTotal', 'newAccount', 'sharedPhone',
-  'sharedDevice', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly',
+  'sharedDevice', 'sharedIp', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly',
 ] as const;
 export type FeatureName = (typeof FEATURES)[number];
 
@@ -32,8 +32,10 @@ export interface Features {
   accountAgeMin: number | null;
   /** Accounts bound to the same phone, this one included. */
   sharedPhone: number;
-  /** Accounts on the same unionid / device / IP (mini program), this one included. */
+  /** Accounts seen on the same device (mini program: device fingerprint on the same IP) or unionid, this one included. */
   sharedDevice: number;
+  /** Accounts seen on the same client IP (mini program), this one included. Weak: carrier NAT and office wifi share IPs. */
+  sharedIp: number;
   /** Accounts that gave exactly the same golden answers, this one included. */
   answerPrint: number;
   /** Answers typed faster than a person can read the question. */
@@ -54,7 +56,7 @@ export interface FraudModel {
   /** What an honest user may do before a signal counts. */
   allowances: {
     unknownCodes: number; typos: number; wrongRate: number; redeemHour: number; redeemDay: number; redeemTotal: number;
-    newAccountMin: number; sharedPhone: number; sharedDevice: number; answerPrint: number; nightFrom: number; nightTo: number; campaignBurst: number;
+    newAccountMin: number; sharedPhone: number; sharedDevice: number; sharedIp: number; answerPrint: number; nightFrom: number; nightTo: number; campaignBurst: number;
   };
   /** Each excess is capped so that one runaway signal cannot hide the others in the reasons. */
   cap: number;
@@ -75,10 +77,10 @@ export const DEFAULT_MODEL: FraudModel = {
   bias: -4,
   weights: {
     blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 1.0, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
-    sharedPhone: 4, sharedDevice: 1.0, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
+    sharedPhone: 4, sharedDevice: 2.0, sharedIp: 0.4, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
   },
   allowances: {
-    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 4, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 3,
+    unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 4, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 2, sharedIp: 6,
     answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3,
   },
   cap: 10,
@@ -118,6 +120,8 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
     newAccount: f.accountAgeMin !== null && f.accountAgeMin < a.newAccountMin ? 1 : 0,
     sharedPhone: excess(f.sharedPhone, a.sharedPhone, m.cap),
     sharedDevice: excess(f.sharedDevice, a.sharedDevice, m.cap),
+    // Models saved before this feature existed have no allowance for it: the default applies.
+    sharedIp: excess(f.sharedIp ?? 0, a.sharedIp ?? 6, m.cap),
     answerPrint: excess(f.answerPrint, a.answerPrint, m.cap),
     // Typing speed alone never holds anyone (fast typists, voice input, autofill): at most 3 count.
     fastAnswers: Math.min(f.fastAnswers, 3),
@@ -130,7 +134,7 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
 const RAW: Record<FeatureName, (f: Features) => number> = {
   blacklisted: (f) => f.blacklisted, unknownCodes: (f) => f.unknownCodes, typos: (f) => f.typos, wrongRate: (f) => f.wrongRate,
   redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, redeemTotal: (f) => f.redeemTotal, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
-  sharedDevice: (f) => f.sharedDevice, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
+  sharedDevice: (f) => f.sharedDevice, sharedIp: (f) => f.sharedIp, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
   campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly,
 };
 
@@ -173,7 +177,7 @@ export function cooldownFor(wrongInWindow: number, level: number, m: FraudModel)
 export function cleanFeatures(hour = 12): Features {
   return {
     blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, redeemTotal: 1, accountAgeMin: null, sharedPhone: 0,
-    sharedDevice: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0,
+    sharedDevice: 0, sharedIp: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0,
   };
 }
 

@@ -134,6 +134,8 @@ export function createFraudService(deps: FraudDeps) {
   let flaggedSince: Date | null = null;
   let loading: Promise<void> | undefined;
   const openidHashes = new Map<string, string>();
+  /** (account, identifier) pairs this instance already linked: the mini program sends them on every request. */
+  const seenIds = new Set<string>();
 
   async function load() {
     let latest = await repo.latestModel();
@@ -141,7 +143,13 @@ export function createFraudService(deps: FraudDeps) {
       await repo.seedModel({ ...defaults, version: 1 }, clock.now());
       latest = await repo.latestModel();
     }
-    if (latest) model = { ...defaults, ...latest.model, version: latest.version };
+    // A version saved before a feature existed lacks its weight and allowance: the defaults fill them in.
+    if (latest) {
+      model = {
+        ...defaults, ...latest.model, version: latest.version,
+        weights: { ...defaults.weights, ...latest.model.weights }, allowances: { ...defaults.allowances, ...latest.model.allowances },
+      };
+    }
     const keys = await repo.blacklistKeys();
     blacklist = new Set(keys.map((k) => `${k.kind}:${k.value_hash}`));
     // Flagged users: all of them once, then only rows changed since the last load (minus a margin for clock skew
@@ -217,6 +225,7 @@ export function createFraudService(deps: FraudDeps) {
       accountAgeMin: sub !== null ? (t - sub) / 60_000 : null,
       sharedPhone: st?.shared_phone ?? 0,
       sharedDevice: st?.shared_device ?? 0,
+      sharedIp: st?.shared_ip ?? 0,
       answerPrint: st?.print_accounts ?? 0,
       fastAnswers: st?.fast_answers ?? 0,
       hour: localHour(now),
@@ -517,18 +526,45 @@ export function createFraudService(deps: FraudDeps) {
       return held;
     },
 
-    /** Identifiers the mini program sees (unionid, device id, IP): blacklist hits flag the user. */
-    async onIdentifiers(openid: string, ids: Partial<Record<'unionid' | 'device' | 'ip', string>>, now: Date): Promise<boolean> {
+    /**
+     * Identifiers the mini program sees (unionid, device, client IP), on the mini-program path only: blacklist hits,
+     * and how many accounts share each one (exact across instances, see repo.linkIdentifiers). Each (account,
+     * identifier) is written once per instance; above an allowance every account on the identifier is flagged.
+     * `device` is the mini program's device fingerprint, counted together with the IP (see docs/FRAUD.md). Returns
+     * true when this user is now flagged.
+     */
+    async onIdentifiers(openid: string, ids: Partial<Record<'unionid' | 'device' | 'ip', string | null | undefined>>, now: Date): Promise<boolean> {
       await refresh();
       let hit: string | null = null;
-      for (const [kind, value] of Object.entries(ids) as Array<[BlacklistKind, string]>) {
-        const v = value ? normalise(kind, value) : null;
-        if (v && blacklist.has(`${kind}:${hashOf(kind, v)}`)) hit = kind;
+      const fresh: Array<{ kind: string; hash: string }> = [];
+      const ip = ids.ip ? normalise('ip', ids.ip) : null;
+      for (const kind of ['unionid', 'device', 'ip'] as const) {
+        const raw = ids[kind];
+        const v = raw ? normalise(kind, raw.slice(0, 128)) : null;
+        if (!v) continue;
+        if (blacklist.has(`${kind}:${hashOf(kind, v)}`)) hit = kind;
+        // A fingerprint alone is shared by everyone with the same phone model; on one IP it is, in practice, one phone.
+        const counted = kind === 'device' ? (ip ? hashOf('device', `${v}@${ip}`) : null) : hashOf(kind, v);
+        if (!counted) continue;
+        const memo = `${openid}|${kind}:${counted}`;
+        if (seenIds.has(memo)) continue;
+        if (seenIds.size >= MEM_MAX) seenIds.delete(seenIds.keys().next().value!);
+        seenIds.add(memo);
+        fresh.push({ kind, hash: counted });
       }
-      if (!hit) return false;
-      await repo.sharedDevice(openid, 0, hit, true, now);
-      flagged.add(openid);
-      return true;
+      let flag = false;
+      for (const r of await repo.linkIdentifiers(openid, fresh, now)) {
+        const ipKind = r.kind === 'ip';
+        if (r.accounts <= (ipKind ? model.allowances.sharedIp : model.allowances.sharedDevice)) continue;
+        for (const o of await repo.flagIdentifierAccounts(r.kind, r.value_hash, r.accounts, ipKind ? 'shared_ip' : 'shared_device', now)) flagged.add(o);
+        flag = true;
+      }
+      if (hit) await repo.sharedDevice(openid, 0, hit, true, now);
+      if (flag || hit) {
+        flagged.add(openid);
+        invalidate(); // other instances' flags: reload the set
+      }
+      return flag || hit !== null;
     },
 
     /* ================= review queue ================= */

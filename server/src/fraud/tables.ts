@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgTable, serial, smallint, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, bigserial, boolean, doublePrecision, index, integer, jsonb, pgTable, primaryKey, serial, smallint, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /**
  * Scoring model versions: weights and thresholds ops edit. The highest version is the one in force; rows are never
@@ -41,6 +41,8 @@ export const fraudUserState = pgTable('fraud_user_state', {
   sharedPhone: integer('shared_phone').notNull().default(0),
   /** Accounts (this one included) sharing a unionid / device / IP seen by the mini program. */
   sharedDevice: integer('shared_device').notNull().default(0),
+  /** Accounts (this one included) seen on the same client IP by the mini program. */
+  sharedIp: integer('shared_ip').notNull().default(0),
   /** Golden answers so far (question key → normalised answer) and the fingerprint of the whole set. */
   answers: jsonb('answers'),
   answerPrint: text('answer_print'),
@@ -59,6 +61,25 @@ export const fraudAnswerPrints = pgTable('fraud_answer_prints', {
   accounts: integer('accounts').notNull().default(0),
   firstAt: timestamp('first_at', { withTimezone: true }).notNull(),
 });
+
+/**
+ * Identifiers the mini program sees (device, client IP, unionid) as keyed hashes, and how many accounts used each.
+ * Written only on the mini-program path, once per (account, identifier) and instance: the link row makes the count
+ * exact across instances (a second insert of the same link does nothing, the counter row serialises the increments).
+ */
+export const fraudIdentifiers = pgTable('fraud_identifiers', {
+  kind: text('kind', { enum: ['device', 'ip', 'unionid'] }).notNull(),
+  valueHash: text('value_hash').notNull(),
+  accounts: integer('accounts').notNull().default(0),
+  firstAt: timestamp('first_at', { withTimezone: true }).notNull(),
+}, (t) => [primaryKey({ columns: [t.kind, t.valueHash] })]);
+
+export const fraudIdentifierAccounts = pgTable('fraud_identifier_accounts', {
+  kind: text('kind', { enum: ['device', 'ip', 'unionid'] }).notNull(),
+  valueHash: text('value_hash').notNull(),
+  openid: text('openid').notNull(),
+  firstAt: timestamp('first_at', { withTimezone: true }).notNull(),
+}, (t) => [primaryKey({ columns: [t.kind, t.valueHash, t.openid] })]);
 
 /** Held and blocked decisions, always in full (score, reasons, model version); allow decisions of flagged users too. */
 export const fraudDecisions = pgTable('fraud_decisions', {

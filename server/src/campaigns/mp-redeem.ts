@@ -378,8 +378,6 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
           ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}), ...(ids.device ? { device: ids.device } : {}),
         }, now);
       }
-      // fraud: accounts sharing a device / IP / unionid, counted before the gate so this very code is scored with them.
-      if (deps.fraud && ids) await deps.fraud.onIdentifiers(openid, ids, now);
       // Refused (cool-down, block) before the lookup: a guessing script learns nothing, and the code stays unused.
       const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
       if (gate?.refuse) throw refuse('FORBIDDEN', 'refused', gate.refuse);

@@ -26,6 +26,7 @@ import { manualClock } from '../server/src/platform/clock.ts';
 import { generateCodes } from '../server/src/campaigns/codes.ts';
 import { WeChatSimulator } from '../server/src/wechat/sandbox/simulator.ts';
 import { adminHeaders, buildTestApp } from '../server/test/helpers.ts';
+import { mpBindPhone, mpLogin } from '../server/test/mp-helpers.ts';
 
 type Pattern = 'honest' | 'guesser' | 'farm' | 'reseller' | 'bot';
 
@@ -179,6 +180,80 @@ async function main() {
     await services.fulfilment.idle();
   }
 
+  /* ---- the mini program: the same people through /api/mp (login, redeem, the form, the draw) ---- */
+  const OCCUPATIONS = ['学生', '上班族', '个体经营', '其他'];
+  /** Phone models as the mini program describes them (x-mp-device): popular ones, shared by many honest people. */
+  const MODELS = Array.from({ length: 14 }, (_, i) => [
+    ['iPhone', 'Xiaomi', 'HUAWEI', 'OPPO', 'vivo', 'HONOR', 'iPhone'][i % 7], `M${100 + (i * 7) % 23}`, i % 2 ? 'Android_13' : 'iOS_17.5', i % 2 ? 'android' : 'ios',
+    `${360 + (i % 3) * 30}x${780 + (i % 4) * 40}@3`, '8.0.49',
+  ].join('|'));
+  /** Carrier NAT / home broadband IPs of the honest mini-program users: several people behind one is normal. */
+  const honestIps = Array.from({ length: 60 }, (_, i) => `117.136.${i % 40}.${10 + i}`);
+  interface MpUser { mpOpenid: string; device: string; ip: string; token?: string; loggedAt?: number; phone?: string; bound?: boolean }
+  const mpUsers = new Map<string, MpUser>();
+  /** The member's openid (the key of draws and fraud rows) is the mini-program openid: it belongs to the same pattern. */
+  const addMp = (openid: string, u: MpUser) => {
+    mpUsers.set(openid, u);
+    pattern.set(u.mpOpenid, pattern.get(openid)!);
+  };
+  async function mpHeaders(openid: string) {
+    const u = mpUsers.get(openid)!;
+    // Sessions expire: log in again after a while, as wx.login does when the app is reopened.
+    if (!u.token || clock.now().getTime() - (u.loggedAt ?? 0) > 30 * 60_000) {
+      u.token = (await mpLogin(ctx, { openid: u.mpOpenid })).token;
+      u.loggedAt = clock.now().getTime();
+    }
+    return { authorization: `Bearer ${u.token}`, 'x-mp-device': u.device, 'x-forwarded-for': u.ip };
+  }
+  async function mpCall(openid: string, url: string, payload: unknown = {}) {
+    stats[pattern.get(openid)!].messages++;
+    const res = await app.inject({ method: 'POST', url, headers: await mpHeaders(openid), payload: payload as object });
+    return { status: res.statusCode, body: res.json() as any };
+  }
+  /** One valid code through the mini program: redeem, fill the form `formMs` later, draw; a top-up winner binds a phone. */
+  async function mpRedeem(openid: string, code: string, answers: { name: string; occupation: string }, formMs: () => number): Promise<void> {
+    const p = pattern.get(openid)!;
+    stats[p].validAttempts++;
+    let r = await mpCall(openid, '/api/mp/redemptions', { code });
+    if (r.status !== 200) {
+      if (r.status === 403 || /后再试|频繁/.test(r.body.message ?? '')) {
+        sawRisk.add(openid);
+        if (r.status === 403) stats[p].blockedValid++;
+      }
+      return;
+    }
+    if (!r.body.unlocked) {
+      const form: Record<string, string> = {};
+      for (const q of r.body.questions as Array<{ key: string }>) {
+        if (q.key === 'name') form.name = answers.name;
+        if (q.key === 'occupation') form.occupation = OCCUPATIONS[Number(answers.occupation) - 1] ?? '其他';
+      }
+      clock.set(new Date(clock.now().getTime() + formMs()));
+      r = await mpCall(openid, `/api/mp/redemptions/${r.body.id}/answers`, { answers: form });
+      if (r.status !== 200) return;
+    }
+    clock.set(new Date(clock.now().getTime() + between(1_000, 4_000)));
+    const d = await mpCall(openid, `/api/mp/redemptions/${r.body.id}/draw`);
+    if (d.status !== 200) {
+      if (d.status === 403) {
+        sawRisk.add(openid);
+        stats[p].blockedValid++;
+      }
+      return;
+    }
+    if (d.body.draw?.review === 'pending') sawRisk.add(openid);
+    const u = mpUsers.get(openid)!;
+    if (d.body.draw?.next === 'topup_pending' && !u.bound && u.phone) {
+      clock.set(new Date(clock.now().getTime() + between(10_000, 60_000)));
+      // One phone binds one member: a second account on a shared phone is refused (and the top-up waits).
+      try {
+        await mpBindPhone(ctx, (await mpHeaders(openid)).authorization.slice(7), u.phone);
+        u.bound = true;
+      } catch { /* refused: shared phone */ }
+      await services.fulfilment.idle();
+    }
+  }
+
   const dayStart = (d: number) => start.getTime() + d * DAY;
   /** A daytime moment (Shanghai 08:00–23:00), rarely at night. */
   const activeTime = (d: number) => (rnd() < 0.03 ? dayStart(d) - 8 * 3_600_000 + between(17, 22) * 3_600_000 : dayStart(d) + between(0, 15) * 3_600_000);
@@ -194,6 +269,14 @@ async function main() {
     const r = rnd();
     const sessions = r < 0.6 ? 1 : r < 0.85 ? 2 : r < 0.95 ? 3 : 0; // 0: a six-pack in one sitting
     const human = () => between(4_000, 25_000);
+    // 40 % use the mini program on their own phone (a popular model, a shared NAT IP); 5 % of those share the phone
+    // and the wifi of the previous one (a family).
+    const viaMp = rnd() < 0.4;
+    if (viaMp) {
+      const prev = [...mpUsers.entries()].reverse().find(([o]) => pattern.get(o) === 'honest')?.[1];
+      const family = prev && rnd() < 0.05;
+      addMp(openid, { mpOpenid: `oMPh${i}x${Math.floor(rnd() * 1e9)}`, device: family ? prev.device : pick(MODELS), ip: family ? prev.ip : pick(honestIps), phone: phones.get(openid)! });
+    }
     const plan: Array<{ when: number; codes: number }> = sessions === 0
       ? [{ when: activeTime(Math.floor(rnd() * 3)), codes: 6 }]
       : Array.from({ length: sessions }, (_, s) => ({ when: activeTime(Math.min(2, Math.floor(rnd() * 3) + s)), codes: 1 }));
@@ -208,6 +291,16 @@ async function main() {
         for (let c = 0; c < step.codes; c++) {
           const code = takeCode();
           clock.set(new Date(Math.max(t, clock.now().getTime())));
+          if (viaMp) {
+            if (rnd() < 0.08) {
+              const k = Math.floor(rnd() * 12);
+              await mpCall(openid, '/api/mp/redemptions', { code: code.slice(0, k) + (code[k] === 'A' ? 'B' : 'A') + code.slice(k + 1) });
+              clock.set(new Date(clock.now().getTime() + between(10_000, 40_000)));
+            }
+            await mpRedeem(openid, code, answers, () => 2 * human());
+            t = clock.now().getTime() + between(40_000, 180_000);
+            continue;
+          }
           if (rnd() < 0.08) {
             // A misread character: the check character catches it; the person looks again and retypes.
             const k = Math.floor(rnd() * 12);
@@ -255,27 +348,39 @@ async function main() {
     });
   }
 
-  /* ---- account farms sharing a phone ---- */
+  /* ---- account farms ---- */
+  // Farms 0 and 1 work through the mini program: the operator logs the 8 accounts in on two phones (the dual-app /
+  // account-switching setup), all behind the farm's one broadband IP, and binds a distinct SIM's phone to each (the
+  // platform refuses a shared one). Farm 2 works in chat and types the farm's one phone for every top-up.
   for (let f = 0; f < N.farm; f++) {
     const phone = newPhone();
     const names = [pick(SURNAMES) + pick(GIVEN), pick(SURNAMES) + pick(GIVEN), pick(SURNAMES) + pick(GIVEN)];
     const farmDay = Math.floor(rnd() * 2);
+    const viaMp = f % 3 !== 2;
+    const devices = [pick(MODELS), pick(MODELS)];
+    const farmIp = `27.${100 + f}.${Math.floor(rnd() * 250)}.${Math.floor(rnd() * 250)}`;
+    const setupAt = dayStart(farmDay) + between(0, 2) * 3_600_000;
     for (let a = 0; a < FARM_SIZE; a++) {
       const openid = `oFarm${f}_${a}`;
       pattern.set(openid, 'farm');
       stats.farm.accounts++;
-      phones.set(openid, phone);
+      phones.set(openid, viaMp ? newPhone() : phone);
       const answers = { name: pick(names), occupation: String(1 + Math.floor(rnd() * 4)), city: pick(CITIES) };
       const codes = Array.from({ length: 6 }, takeCode);
+      if (viaMp) addMp(openid, { mpOpenid: `oMPf${f}_${a}x${Math.floor(rnd() * 1e9)}`, device: devices[a % 2]!, ip: farmIp, phone: phones.get(openid)! });
       for (let s = 0; s < 3; s++) {
-        at(dayStart(farmDay + s * 0.5) + between(0, 4) * 3_600_000 + a * between(60_000, 300_000), async () => {
-          if (s === 0) await sim.subscribe(openid);
+        at(setupAt + s * 0.5 * DAY + (s === 0 ? 0 : between(0, 2) * 3_600_000) + a * between(60_000, 300_000), async () => {
+          if (s === 0 && !viaMp) await sim.subscribe(openid);
           let t = clock.now().getTime() + between(30_000, 120_000);
           for (const code of codes.slice(s * 2, s * 2 + 2)) {
             clock.set(new Date(Math.max(t, clock.now().getTime())));
-            const reply = await redeem(openid, code);
-            t = await answerAll(openid, reply, answers, () => between(2_000, 6_000), t);
-            await givePhoneIfAsked(openid);
+            if (viaMp) {
+              await mpRedeem(openid, code, answers, () => between(4_000, 12_000));
+            } else {
+              const reply = await redeem(openid, code);
+              t = await answerAll(openid, reply, answers, () => between(2_000, 6_000), t);
+              await givePhoneIfAsked(openid);
+            }
             t = clock.now().getTime() + between(30_000, 120_000);
           }
         });
@@ -290,12 +395,20 @@ async function main() {
     stats.reseller.accounts++;
     const answers = { name: pick(SURNAMES) + pick(GIVEN), occupation: String(1 + Math.floor(rnd() * 4)), city: pick(CITIES) };
     const t0 = activeTime(0);
+    // Half of them use the mini program (their own phone, a home IP): scanning is faster than typing codes.
+    const viaMp = i % 2 === 1;
+    if (viaMp) addMp(openid, { mpOpenid: `oMPr${i}x${Math.floor(rnd() * 1e9)}`, device: pick(MODELS), ip: pick(honestIps), phone: newPhone() });
     for (let b = 0; b < 4; b++) {
       const codes = Array.from({ length: 15 }, takeCode);
       at(t0 + b * 2 * 3_600_000, async () => {
         let t = clock.now().getTime();
         for (const code of codes) {
           clock.set(new Date(Math.max(t, clock.now().getTime())));
+          if (viaMp) {
+            await mpRedeem(openid, code, answers, () => between(8_000, 20_000));
+            t = clock.now().getTime() + between(15_000, 25_000);
+            continue;
+          }
           const reply = await redeem(openid, code);
           if (process.env.FRAUD_SIM_DEBUG) console.error(openid, b, new Date(clock.now().getTime() + 8 * 3_600_000).toISOString().slice(5, 16), reply.replace(/\n/g, ' ').slice(0, 40));
           t = await answerAll(openid, reply, answers, () => between(4_000, 10_000), t);
@@ -343,6 +456,7 @@ async function main() {
   const farmHeldAtPhone = await ctx.database.query<{ openid: string; n: number }>(sql`SELECT openid, count(*)::int AS n FROM fraud_reviews r WHERE NOT EXISTS (SELECT 1 FROM fraud_decisions d WHERE d.id = r.decision_id AND d.draw_id IS NULL) GROUP BY openid`);
   void farmHeldAtPhone;
   const by: Record<Pattern, { won: number; held: number }> = { honest: { won: 0, held: 0 }, guesser: { won: 0, held: 0 }, farm: { won: 0, held: 0 }, reseller: { won: 0, held: 0 }, bot: { won: 0, held: 0 } };
+  if (process.env.FRAUD_SIM_DEBUG) for (const r of rows) if (pattern.get(r.openid) === 'farm' || pattern.get(r.openid) === 'reseller') console.error(r.openid, r.won, r.held);
   for (const r of rows) {
     const p = pattern.get(r.openid);
     if (!p) continue;

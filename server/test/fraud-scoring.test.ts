@@ -150,3 +150,12 @@ t.test('a model saved before sharedIp existed (no allowance for it) scores it wi
   t.equal(score(f({ sharedIp: 6 }), old).reasons.length, 0);
   t.equal(score(f({ sharedIp: 9 }), old).reasons[0]?.feature, 'sharedIp');
 });
+
+t.test('top-ups are held as early as cash: a seventh code within the hour holds a top-up or cash prize, not points; a six-pack holds nothing', async (t) => {
+  const seventh = score(f({ redeemHour: 7, redeemDay: 7, redeemTotal: 7 }), m);
+  t.equal(decide(seventh, m, 'topup'), 'hold', `score ${seventh.score}`);
+  t.equal(decide(seventh, m, 'cash'), 'hold');
+  t.equal(decide(seventh, m, 'points'), 'allow');
+  const sixPack = score(f({ redeemHour: 6, redeemDay: 6, redeemTotal: 6 }), m);
+  for (const kind of ['points', 'topup', 'cash']) t.equal(decide(sixPack, m, kind), 'allow', `${kind} ${sixPack.score}`);
+});

@@ -84,7 +84,7 @@ export const DEFAULT_MODEL: FraudModel = {
     answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3,
   },
   cap: 10,
-  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.35 } },
+  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 } },
   cooldown: { free: 3, stepsS: [60, 300, 1800, 7200, 86_400], windowH: 24, blockS: 6 * 3600 },
 };
 

@@ -156,15 +156,17 @@ CREATE TRIGGER "points_ledger_lots" AFTER INSERT ON "points_ledger" FOR EACH ROW
 INSERT INTO "points_lots" ("openid", "ledger_id", "points", "remaining", "earned_at", "expires_at")
 SELECT "openid", NULL, "balance"::int, "balance"::int, now(), now() + interval '365 days' FROM "points_accounts" WHERE "balance" > 0;
 --> statement-breakpoint
-INSERT INTO "earn_rules" ("key", "points", "daily_cap", "tier_multiplier", "description") VALUES
-	('follow', 50, NULL, false, '关注公众号'),
-	('bind_phone', 100, NULL, false, '绑定手机号'),
-	('complete_profile', 50, NULL, false, '完善资料'),
-	('redemption', 10, NULL, true, '扫码兑奖'),
-	('daily_checkin', 5, 1, true, '每日签到'),
-	('interaction', 1, 5, true, '互动'),
-	('purchase', 1, NULL, true, '购买（每元积分）'),
-	('invite_reward', 200, NULL, false, '邀请好友成为会员')
+-- `redemption` starts disabled: each campaign's prize table already rewards a redemption (prize or consolation
+-- points); ops enable it for points on top of that.
+INSERT INTO "earn_rules" ("key", "points", "enabled", "daily_cap", "tier_multiplier", "description") VALUES
+	('follow', 50, true, NULL, false, '关注公众号'),
+	('bind_phone', 100, true, NULL, false, '绑定手机号'),
+	('complete_profile', 50, true, NULL, false, '完善资料'),
+	('redemption', 10, false, NULL, true, '扫码兑奖'),
+	('daily_checkin', 5, true, 1, true, '每日签到'),
+	('interaction', 1, true, 5, true, '互动'),
+	('purchase', 1, true, NULL, true, '购买（每元积分）'),
+	('invite_reward', 200, true, NULL, false, '邀请好友成为会员')
 ON CONFLICT DO NOTHING;
 --> statement-breakpoint
 INSERT INTO "member_tiers" ("key", "name", "position", "min_points", "multiplier_pct", "monthly_coupon", "reserved_items") VALUES

@@ -60,6 +60,7 @@ import { memberMpRoutes } from './members/routes.ts';
 import { memberOpsRoutes } from './members/ops-routes.ts';
 import { createTiers } from './members/tiers.ts';
 import { createEarn } from './members/earn.ts';
+import { createRedemptionEarn } from './members/redemption-earn.ts';
 import { createMemberPoints } from './members/points.ts';
 import { registerMemberChat, createReminderSender } from './members/chat.ts';
 import { createProfile } from './members/profile.ts';
@@ -124,6 +125,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const dialogs = createDialogStore(database);
   const ext = createExtensions();
   let kickFulfilment: () => void = () => undefined; // bound to the fulfilment worker once it exists
+  let onRedeemed: (openid: string, redemptionId: string) => void = () => undefined; // bound to the members' earn rule below
   // ---- fraud: scoring hooks in the redemption and phone flows, review queue, blacklist, model versions ----
   const fraud = createFraudService({
     database, clock, log: app.log, piiKey: config.piiKey, cacheTtlMs: config.fraud.cacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
@@ -133,6 +135,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const fraudHooks = config.fraud.enabled ? fraud : undefined;
   const redemption = createRedemptionService({
     database, clock, log: app.log, codeKey: config.codeKey, dialogs, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks,
+    onRedeemed: (openid, redemptionId) => onRedeemed(openid, redemptionId),
   });
   registerCampaignChat(ext, redemption);
   const ledger = createLedger({ db, clock });
@@ -181,8 +184,10 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   });
   memberHooks.becameMember.push(async (m) => void (await invites.onBecameMember(m)));
   registerMemberChat(ext, earn, app.log);
+  const redemptionEarn = createRedemptionEarn({ db, clock, earn, log: app.log });
+  onRedeemed = (openid, redemptionId) => redemptionEarn.onRedeemed(openid, redemptionId);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
-  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks });
+  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks, onRedeemed: (openid, redemptionId) => onRedeemed(openid, redemptionId) });
 
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);
@@ -265,17 +270,20 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
         { name: 'points-expiry-remind', schedule: '40 18 * * *', run: async () => void (await earn.remindExpiring()) },
         { name: 'member-tiers', schedule: '10 19 * * *', run: async () => void (await tiers.runScheduled()) },
         { name: 'mp-sessions-prune', schedule: '23 * * * *', run: async () => void (await sessions.prune()) },
+        // members: `redemption` earn credits lost to a crash or an error (only while the rule is enabled)
+        { name: 'redemption-earn-catch-up', schedule: '20 * * * * *', run: async () => void (await redemptionEarn.catchUp()) },
       ], app.log)
     : undefined;
 
   app.addHook('onClose', async () => {
     await jobs?.stop();
     await bot.drain();
+    await redemptionEarn.drain();
     await fulfilment.close();
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, profile, invites, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, profile, invites, redemptionEarn, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -65,6 +65,8 @@ export interface MpRedeemDeps {
   /** Called after a draw that created a fulfilment job (the fulfilment worker's kick). */
   onFulfilmentQueued?: () => void;
   random?: RandomInt;
+  /** After a code is redeemed (not awaited), as in chat: members credit their `redemption` earn rule. */
+  onRedeemed?: (openid: string, redemptionId: string, campaignId: number) => void;
   /** The chat's anti-fraud hooks, at the same places: gate before the lookup, signals, hold or block at the draw. */
   fraud?: Pick<FraudService, 'beforeCode' | 'onTypo' | 'onWrongCode' | 'afterRedeem' | 'atDraw' | 'recordAllow' | 'heldDraw' | 'onAnswer' | 'onIdentifiers'>;
 }
@@ -401,6 +403,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         }
       }
       await deps.fraud?.afterRedeem(openid, row!.campaign_id!, row!.day_count, now, row!.total);
+      deps.onRedeemed?.(openid, row!.redemption_id, row!.campaign_id!);
       return view(openid, await own(openid, row!.redemption_id));
     },
 

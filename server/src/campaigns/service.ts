@@ -71,6 +71,8 @@ export interface RedemptionServiceDeps {
   cacheTtlMs: number;
   /** Called after draws that created fulfilment jobs (the fulfilment worker's kick). */
   onFulfilmentQueued?: () => void;
+  /** After a code is redeemed (not awaited: it runs beside the reply; members credit their `redemption` earn rule). */
+  onRedeemed?: (openid: string, redemptionId: string, campaignId: number) => void;
   /** The rules page users can read (link in replies); `{id}` is the campaign id. */
   rulesUrl?: string;
   random?: RandomInt;
@@ -325,6 +327,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
     await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now, row.total);
+    deps.onRedeemed?.(openid, row.redemption_id, c.id);
     if (row.draw_id) {
       // Drawn in the same statement.
       const pick = fuse![String(c.id)]!;

@@ -27,6 +27,7 @@ const lines = [
   `  Webhook      ${base}/wechat   (token: ${config.wechat.sandbox ? config.wechat.token : '<WECHAT_TOKEN>'})`,
   `  API docs     ${base}/docs`,
   `  Ops API      ${base}/api/ops  (POST /api/ops/login)`,
+  `  Mini program ${base}/api/mp   (POST /api/mp/login with a wx.login code)`,
   `  Health       ${base}/healthz  ${base}/readyz  ${base}/metrics`,
   `  Database     ${database.kind === 'pglite' ? `PGlite at ${config.db.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
   config.wechat.sandbox

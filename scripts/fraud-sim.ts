@@ -483,9 +483,15 @@ async function main() {
     lines.push(`| ${p} | ${s.accounts} | ${s.validAttempts} | ${would.toFixed(1)} | ${paid} | ${by[p].held} | ${blocked.toFixed(1)} | ${pct(by[p].held + blocked, would)} |`);
   }
   const honestRisk = [...sawRisk].filter((o) => pattern.get(o) === 'honest').length;
+  // Why an honest user was held or blocked (a reviewer would read the same reasons).
+  const decisions = await ctx.database.query<{ openid: string; stage: string; decision: string; score: number; reasons: Array<{ feature: string; value: number }> }>(sql`
+    SELECT openid, stage, decision, score, reasons FROM fraud_decisions WHERE decision <> 'allow' ORDER BY id`);
+  const honestWhy = decisions.filter((d) => pattern.get(d.openid) === 'honest')
+    .map((d) => `${d.decision} ${d.stage} ${Number(d.score).toFixed(2)} (${d.reasons.map((r) => `${r.feature}=${r.value}`).join(', ')})`);
   lines.push('');
   lines.push(`attack patterns: ${attackCaught.toFixed(1)} of ${attackWould.toFixed(1)} prizes held or blocked (${pct(attackCaught, attackWould)}); target ≥ 95 %`);
   lines.push(`honest users who ever saw a hold or a block: ${honestRisk} of ${stats.honest.accounts} (${pct(honestRisk, stats.honest.accounts)}); target ≤ 1 %`);
+  if (honestWhy.length > 0) lines.push(`honest decisions: ${honestWhy.join('; ')}`);
   const msgs = Object.values(stats).reduce((s, x) => s + x.messages, 0);
   const cpu = process.cpuUsage();
   lines.push(`${msgs} webhook messages, ${((Date.now() - started) / 1000).toFixed(1)} s wall time, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU (this process; the wall time depends on the machine's load)`);

@@ -116,7 +116,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const wechat = new WeChatApiClient(config.wechat.appId, config.wechat.appSecret, apiBase, tokens, { onApiError });
 
   // ---- Capabilities ----
-  const followers = createFollowersService({ db });
+  const followers = createFollowersService({ db, followerInfo: (openid) => wechat.followerInfo(openid), log: app.log });
   const messaging = createMessagingService({ db, wechat, clock, log: app.log });
   const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat });
   const campaignAdmin = createCampaignAdmin({ db, clock });
@@ -279,6 +279,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await jobs?.stop();
     await bot.drain();
     await redemptionEarn.drain();
+    await followers.drain();
     await fulfilment.close();
     if (ownsDatabase) await database.close();
   });

@@ -25,6 +25,11 @@ export function createFollowersRepo(db: Tx) {
         });
     },
 
+    /** The unionid user/info reported (it never changes for an openid). */
+    async setUnionid(openid: string, unionid: string) {
+      await db.update(followers).set({ unionid }).where(sql`${followers.openid} = ${openid} AND ${followers.unionid} IS DISTINCT FROM ${unionid}`);
+    },
+
     async markUnsubscribed(openid: string, at: Date) {
       await db.update(followers).set({ subscribed: false, unsubscribedAt: at }).where(and(eq(followers.openid, openid)));
     },

@@ -85,6 +85,15 @@ export class WeChatApiClient extends API {
     }
   }
 
+  /**
+   * user/info (§5.4): whether the user follows, and the unionid when the account is bound to an open-platform account.
+   * Nickname, avatar and region are no longer returned (2021-12-27), so nothing else is read.
+   */
+  async followerInfo(openid: string): Promise<{ subscribed: boolean; unionid: string | null }> {
+    const data = await this.getUser({ openid, lang: 'zh_CN' });
+    return { subscribed: Number(data?.subscribe) === 1, unionid: typeof data?.unionid === 'string' && data.unionid ? data.unionid : null };
+  }
+
   /** message/custom/send through co-wechat-api's senders. */
   async sendCustomerMessage(openid: string, m: CustomerMessage): Promise<void> {
     switch (m.type) {

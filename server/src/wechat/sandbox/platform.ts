@@ -31,7 +31,11 @@ export interface RecordedCall {
 
 type Scene = 'message' | 'menu' | 'follow' | 'scan' | 'payment';
 interface Grant { expiresAt: number; quota: number | null; used: number }
-interface SandboxUser { subscribed: boolean; grants: Partial<Record<Scene, Grant>>; acceptsMessages: boolean }
+interface SandboxUser {
+  subscribed: boolean; grants: Partial<Record<Scene, Grant>>; acceptsMessages: boolean;
+  /** Set when the account is bound to an open-platform account (user/info then returns it). */
+  unionid?: string; subscribeTime?: number;
+}
 
 const HOUR = 3_600_000;
 // §5.8: 5 in 48 h after a message; 3 in 1 min after a menu click, follow or scan; unlimited 48 h after payment.
@@ -50,6 +54,7 @@ const DAILY_QUOTA: Record<string, number> = {
   '/cgi-bin/message/custom/send': 500_000,
   '/cgi-bin/message/template/send': 100_000,
   '/cgi-bin/menu/create': 1000,
+  '/cgi-bin/user/info': 5_000_000,
   '/cgi-bin/menu/get': 10_000,
   '/cgi-bin/menu/delete': 1000,
   '/cgi-bin/menu/addconditional': 2000,
@@ -187,7 +192,10 @@ export class SandboxState {
       u.grants = {};
       return;
     }
-    if (action === 'follow') u.subscribed = true;
+    if (action === 'follow') {
+      u.subscribed = true;
+      u.subscribeTime = Math.floor(this.now() / 1000);
+    }
     const g = GRANTS[action];
     u.grants[action] = { expiresAt: this.now() + g.ttl, quota: g.quota, used: 0 };
   }
@@ -464,6 +472,25 @@ export function sandboxPlugin(state: SandboxState): FastifyPluginAsync {
       const b = (req.body ?? {}) as { openid?: unknown; templateId?: unknown };
       if (typeof b.openid !== 'string' || typeof b.templateId !== 'string') return { ok: false, error: 'openid and templateId are required' };
       state.mina.acceptSubscription(b.openid, b.templateId);
+      return { ok: true };
+    });
+    // §5.4 user/info (2022 shape: no nickname, avatar or region); unionid only for a user given one below.
+    api('GET', '/cgi-bin/user/info', (req) => {
+      const q = req.query as Record<string, string | undefined>;
+      if (!q.openid || !/^[A-Za-z0-9_-]{6,64}$/.test(q.openid)) return err(40003);
+      const u = state.users.get(q.openid);
+      if (!u?.subscribed) return { subscribe: 0, openid: q.openid };
+      return {
+        subscribe: 1, openid: q.openid, nickname: '', sex: 0, language: 'zh_CN', city: '', province: '', country: '', headimgurl: '',
+        subscribe_time: u.subscribeTime ?? Math.floor(state.now() / 1000), ...(u.unionid ? { unionid: u.unionid } : {}),
+        remark: '', groupid: 0, tagid_list: [], subscribe_scene: 'ADD_SCENE_SEARCH', qr_scene: 0, qr_scene_str: '',
+      };
+    });
+    /** As if the official account were bound to an open-platform account: this user's unionid. */
+    app.post('/__sandbox/user-profile', async (req) => {
+      const b = req.body as { openid?: unknown; unionid?: unknown };
+      if (typeof b?.openid !== 'string' || typeof b.unionid !== 'string' || !/^[A-Za-z0-9_-]{6,64}$/.test(b.unionid)) return { ok: false, error: 'openid and unionid (6–64 characters [A-Za-z0-9_-]) are required' };
+      state.user(b.openid).unionid = b.unionid;
       return { ok: true };
     });
     app.post('/__sandbox/user-action', async (req) => {

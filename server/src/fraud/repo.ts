@@ -203,12 +203,13 @@ export function createFraudRepo(db: Db) {
         ON CONFLICT (kind, value_hash) DO UPDATE SET accounts = i.accounts + EXCLUDED.accounts
         RETURNING kind, value_hash, accounts`));
     },
-    /** Every account seen on this identifier gets its account count (and is flagged: read before its next code). */
-    async flagIdentifierAccounts(kind: string, hash: string, n: number, column: 'shared_device' | 'shared_ip', now: Date): Promise<string[]> {
+    /** Every account seen on this identifier (or `only` that one) gets its account count and is flagged (read before its next code). */
+    async flagIdentifierAccounts(kind: string, hash: string, n: number, column: 'shared_device' | 'shared_ip', now: Date, only?: string): Promise<string[]> {
       const col = column === 'shared_ip' ? sql`shared_ip` : sql`shared_device`;
       return rowsOf<{ openid: string }>(await db.execute(sql`
         INSERT INTO fraud_user_state AS s (openid, ${col}, flagged, updated_at)
         SELECT openid, ${n}, true, ${iso(now)} FROM fraud_identifier_accounts WHERE kind = ${kind} AND value_hash = ${hash}
+          AND ${only !== undefined ? sql`openid = ${only}` : sql`true`}
         ON CONFLICT (openid) DO UPDATE SET ${col} = greatest(s.${col}, EXCLUDED.${col}), flagged = true, updated_at = EXCLUDED.updated_at
         RETURNING openid`)).map((r) => r.openid);
     },

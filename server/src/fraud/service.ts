@@ -537,6 +537,7 @@ export function createFraudService(deps: FraudDeps) {
       await refresh();
       let hit: string | null = null;
       const fresh: Array<{ kind: string; hash: string }> = [];
+      const memos: string[] = [];
       const ip = ids.ip ? normalise('ip', ids.ip) : null;
       for (const kind of ['unionid', 'device', 'ip'] as const) {
         const raw = ids[kind];
@@ -548,15 +549,24 @@ export function createFraudService(deps: FraudDeps) {
         if (!counted) continue;
         const memo = `${openid}|${kind}:${counted}`;
         if (seenIds.has(memo)) continue;
-        if (seenIds.size >= MEM_MAX) seenIds.delete(seenIds.keys().next().value!);
-        seenIds.add(memo);
+        memos.push(memo);
         fresh.push({ kind, hash: counted });
       }
+      const linked = await repo.linkIdentifiers(openid, fresh, now);
+      // Remembered only once written: a failed write is retried at the member's next request.
+      for (const memo of memos) {
+        if (seenIds.size >= MEM_MAX) seenIds.delete(seenIds.keys().next().value!);
+        seenIds.add(memo);
+      }
       let flag = false;
-      for (const r of await repo.linkIdentifiers(openid, fresh, now)) {
+      for (const r of linked) {
         const ipKind = r.kind === 'ip';
         if (r.accounts <= (ipKind ? model.allowances.sharedIp : model.allowances.sharedDevice)) continue;
-        for (const o of await repo.flagIdentifierAccounts(r.kind, r.value_hash, r.accounts, ipKind ? 'shared_ip' : 'shared_device', now)) flagged.add(o);
+        // All accounts of the identifier are written when it crosses its allowance (and for a device, every time: a
+        // farm's early accounts learn the full count); afterwards a busy IP (carrier NAT) writes only the newcomer,
+        // so the cost per login stays constant however many people share the gateway. Past 200 accounts, only self.
+        const allAccounts = r.accounts <= 200 && (!ipKind || r.accounts === model.allowances.sharedIp + 1);
+        for (const o of await repo.flagIdentifierAccounts(r.kind, r.value_hash, r.accounts, ipKind ? 'shared_ip' : 'shared_device', now, allAccounts ? undefined : openid)) flagged.add(o);
         flag = true;
       }
       if (hit) await repo.sharedDevice(openid, 0, hit, true, now);

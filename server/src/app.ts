@@ -61,6 +61,7 @@ import { memberOpsRoutes } from './members/ops-routes.ts';
 import { createTiers } from './members/tiers.ts';
 import { createEarn } from './members/earn.ts';
 import { createRedemptionEarn } from './members/redemption-earn.ts';
+import { createFollowerLink } from './members/link.ts';
 import { createMemberPoints } from './members/points.ts';
 import { registerMemberChat, createReminderSender } from './members/chat.ts';
 import { createProfile } from './members/profile.ts';
@@ -116,7 +117,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const wechat = new WeChatApiClient(config.wechat.appId, config.wechat.appSecret, apiBase, tokens, { onApiError });
 
   // ---- Capabilities ----
-  const followers = createFollowersService({ db, followerInfo: (openid) => wechat.followerInfo(openid), log: app.log });
+  let onUnionid: (openid: string, unionid: string) => Promise<unknown> = async () => undefined; // bound to members below
+  const followers = createFollowersService({ db, followerInfo: (openid) => wechat.followerInfo(openid), onUnionid: (o, u) => onUnionid(o, u), log: app.log });
   const messaging = createMessagingService({ db, wechat, clock, log: app.log });
   const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat });
   const campaignAdmin = createCampaignAdmin({ db, clock });
@@ -184,6 +186,8 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   });
   memberHooks.becameMember.push(async (m) => void (await invites.onBecameMember(m)));
   registerMemberChat(ext, earn, app.log);
+  const followerLink = createFollowerLink({ db, clock, log: app.log });
+  onUnionid = (openid, unionid) => followerLink.linkFollower(openid, unionid);
   const redemptionEarn = createRedemptionEarn({ db, clock, earn, log: app.log });
   onRedeemed = (openid, redemptionId) => redemptionEarn.onRedeemed(openid, redemptionId);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
@@ -284,7 +288,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     if (ownsDatabase) await database.close();
   });
 
-  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, profile, invites, redemptionEarn, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
+  return { app, database, services: { bot, dialogs, redemption, messaging, replies, followers, ops, wechat, tokens, campaignAdmin, batches, ledger, phones, fulfilment, fraud, sessions, members, mina, tiers, earn, memberPoints, profile, invites, redemptionEarn, followerLink, mall, coupons, audience, mpRedeem }, sandbox, paySandbox, topupSandbox, metrics, apiBase };
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

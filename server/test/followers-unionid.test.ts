@@ -1,12 +1,14 @@
 /**
  * A follow asks WeChat (user/info) for the follower's unionid, beside the reply; a later mini-program login with the
- * same unionid is then the same person (the member's points are the follower's). Without an open-platform binding
+ * same unionid is then the same person (the member's points are the follower's), and a member who started in the mini
+ * program is linked to the follower when they follow. Without an open-platform binding
  * there is no unionid, and a failing user/info never fails the follow.
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { buildTestApp } from './helpers.ts';
-import { mpLogin } from './mp-helpers.ts';
+import { buildTestApp, count } from './helpers.ts';
+import { seedCampaign } from './campaign-fixtures.ts';
+import { mpBindPhone, mpLogin } from './mp-helpers.ts';
 
 const unionidOf = async (h: Awaited<ReturnType<typeof buildTestApp>>, openid: string) =>
   ((await h.database.query<{ unionid: string | null }>(sql`SELECT unionid FROM followers WHERE openid = ${openid}`))[0]?.unionid ?? null);
@@ -47,4 +49,40 @@ t.test('follow › no unionid without an open-platform binding; a failing user/i
   t.equal(await unionidOf(h, 'oFanBusy01'), null, 'no unionid this time (user/info refused)');
   const [{ subscribed }] = await h.database.query<{ subscribed: boolean }>(sql`SELECT subscribed FROM followers WHERE openid = 'oFanBusy01'`) as [{ subscribed: boolean }];
   t.equal(subscribed, true, 'the follow itself is recorded');
+});
+
+t.test('follow › a member who started in the mini program is linked when they follow: one member, one balance', async (t) => {
+  const h = await buildTestApp(t);
+  const s = await mpLogin(h, { unionid: 'uMpFirst01' });
+  await mpBindPhone(h, s.token, '13900000123');
+  const checkin = await h.app.inject({ method: 'POST', url: '/api/mp/me/checkin', headers: s.headers });
+  t.equal(checkin.statusCode, 200, checkin.body);
+  const before = (await h.app.inject({ method: 'GET', url: '/api/mp/me/centre', headers: s.headers })).json().member.points;
+  t.ok(before > 0, `points earned in the mini program (${before})`);
+
+  await sandboxPost(h, '/__sandbox/user-profile', { openid: 'oMpFirst01', unionid: 'uMpFirst01' });
+  await h.sim.subscribe('oMpFirst01');
+  await h.services.followers.drain();
+  const followPoints = (await h.database.query<{ n: number }>(sql`SELECT coalesce(sum(delta), 0)::int AS n FROM points_ledger WHERE openid = 'oMpFirst01' AND reason = 'earn:follow'`))[0]!.n;
+
+  const after = (await h.app.inject({ method: 'GET', url: '/api/mp/me/centre', headers: s.headers })).json();
+  t.equal(after.member.points, before + followPoints, 'the same session now sees one balance: the mini program’s and the follow’s');
+  t.equal(after.member.following, true);
+  t.equal(await count(h.database, 'members', `unionid = 'uMpFirst01'`), 1, 'one member');
+  t.equal(await count(h.database, 'points_accounts', `openid = '${s.mpOpenid}'`), 0, 'the mini-program key holds nothing any more');
+  const [{ ledger, balance }] = await h.database.query<{ ledger: number; balance: number }>(sql`
+    SELECT (SELECT coalesce(sum(delta), 0)::int FROM points_ledger WHERE openid = 'oMpFirst01') AS ledger,
+           (SELECT balance::int FROM points_accounts WHERE openid = 'oMpFirst01') AS balance`) as [{ ledger: number; balance: number }];
+  t.equal(ledger, balance, 'the moved ledger still adds up to the balance');
+
+  // The chat now credits the same member: a code redeemed in the chat shows in the mini program.
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 1, prizes: [{ name: '7积分', kind: 'points', value: 7, weight: 1 }] });
+  t.match((await h.sim.text('oMpFirst01', codes[0]!)).content, /恭喜/);
+  t.equal((await h.app.inject({ method: 'GET', url: '/api/mp/me/centre', headers: s.headers })).json().member.points, before + followPoints + 7);
+
+  // Following again links nothing twice.
+  await h.sim.unsubscribe('oMpFirst01');
+  await h.sim.subscribe('oMpFirst01');
+  await h.services.followers.drain();
+  t.equal(await count(h.database, 'member_events', `kind = 'linked'`), 1, 'linked once');
 });

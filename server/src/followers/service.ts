@@ -6,6 +6,8 @@ export interface FollowersServiceDeps {
   db: Db;
   /** user/info, to learn the unionid that links a follower to the same person's mini-program member. */
   followerInfo?: (openid: string) => Promise<{ subscribed: boolean; unionid: string | null }>;
+  /** A follower's unionid became known (members link a mini-program-first member to this follower). */
+  onUnionid?: (openid: string, unionid: string) => Promise<unknown>;
   log?: FastifyBaseLogger;
 }
 
@@ -17,8 +19,12 @@ export function createFollowersService(deps: FollowersServiceDeps) {
   function learnUnionid(openid: string) {
     if (!deps.followerInfo) return;
     const p = deps.followerInfo(openid)
-      .then(async (info) => { if (info.unionid) await repo.setUnionid(openid, info.unionid); })
-      .catch((err) => deps.log?.warn({ err, openid }, 'user/info failed; the follower keeps no unionid for now'));
+      .then(async (info) => {
+        if (!info.unionid) return;
+        await repo.setUnionid(openid, info.unionid);
+        await deps.onUnionid?.(openid, info.unionid);
+      })
+      .catch((err) => deps.log?.warn({ err, openid }, 'learning the follower\'s unionid failed; it is tried again at the next follow'));
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   }

@@ -562,10 +562,10 @@ export function createFraudService(deps: FraudDeps) {
       for (const r of linked) {
         const ipKind = r.kind === 'ip';
         if (r.accounts <= (ipKind ? model.allowances.sharedIp : model.allowances.sharedDevice)) continue;
-        // All accounts of the identifier are written when it crosses its allowance (and for a device, every time: a
-        // farm's early accounts learn the full count); afterwards a busy IP (carrier NAT) writes only the newcomer,
-        // so the cost per login stays constant however many people share the gateway. Past 200 accounts, only self.
-        const allAccounts = r.accounts <= 200 && (!ipKind || r.accounts === model.allowances.sharedIp + 1);
+        // Every account of the identifier learns the new count (a farm's early accounts are caught at their next
+        // session), up to 50 accounts: past that it is a carrier gateway or a large farm already flagged, and only the
+        // newcomer is written, so the cost per new member stays bounded however many people share the IP.
+        const allAccounts = r.accounts <= 50;
         for (const o of await repo.flagIdentifierAccounts(r.kind, r.value_hash, r.accounts, ipKind ? 'shared_ip' : 'shared_device', now, allAccounts ? undefined : openid)) flagged.add(o);
         flag = true;
       }

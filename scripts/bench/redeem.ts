@@ -11,6 +11,7 @@
  *                           [--rate-guess 5000] [--raw-rate-guess 10000] [--max-codes 1000000]
  *                           [--wait-quiet 0]   (seconds to wait, before each run, for other processes to go quiet)
  *                           [--cpu-prof]       (the server under the V8 CPU profiler)
+ *                           [--users 5000]     (users sending the codes; more users = fewer codes per user)
  *                           [--json docs/bench/redeem-latest.json]
  *
  * Targets: ≥ 2,000 redemptions/s, p99 < 50 ms, and the webhook's rate ≥ 30 % of the raw loop's.
@@ -54,10 +55,13 @@ import { MsgCrypt, wechatSignature } from '../../server/src/wechat/crypto.ts';
 import type { GoldenQuestion } from '../../shared/campaigns.ts';
 import {
   childEnv, Cleanup, createBenchDatabase, DEFAULT_PG_ADMIN_URL, describeMachine, fmt, Interruption, LatencyRecorder, log,
-  machineHardware, median, newMsgIdBase, OPENID_POOL, OPENIDS, positiveInt, printHelpAndExit, ROOT, round1, round2,
+  machineHardware, median, newMsgIdBase, OPENID_POOL, OPENIDS as DEFAULT_OPENIDS, positiveInt, printHelpAndExit, ROOT, round1, round2,
   runAutocannon, runLength, runMain, signedTextMessage, sourceFingerprint, startCpuMeasurement, startServer,
   wechatCredentials, writeResults, type ChildLogs, type Machine, type Mode, type ServerProcess, type WeChatCredentials,
 } from './lib.ts';
+
+/** The users sending codes (`--users`; the default pool is the webhook bench's). */
+let USERS: readonly string[] = DEFAULT_OPENIDS;
 
 const DEFAULT_RESULTS_FILE = path.join(ROOT, 'docs/bench/redeem-latest.json');
 const RAW_IN_FLIGHT = 64;
@@ -100,6 +104,8 @@ interface Options {
   resultsFile: string;
   /** Run the server under the V8 CPU profiler; the profiles land here once it exits. */
   cpuProfDir: string | undefined;
+  /** How many users send the codes (each has answered 2 questions). */
+  users: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -118,6 +124,7 @@ function parseOptions(argv: string[]): Options {
       'max-codes': { type: 'string', default: '1000000' },
       'wait-quiet': { type: 'string', default: '0' },
       'cpu-prof': { type: 'boolean', default: false },
+      users: { type: 'string', default: String(OPENID_POOL) },
       json: { type: 'string', default: DEFAULT_RESULTS_FILE },
       help: { type: 'boolean', default: false },
     },
@@ -139,6 +146,7 @@ function parseOptions(argv: string[]): Options {
     waitQuietS: Number(values['wait-quiet']) >= 0 ? Number(values['wait-quiet']) : 0,
     resultsFile: path.resolve(values.json),
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'redeem-bench-cpuprof-')) : undefined,
+    users: positiveInt('users', values.users),
   };
 }
 
@@ -200,7 +208,7 @@ async function seedCampaign(db: pg.Pool): Promise<Seeded> {
   const keys: string[] = [];
   const values: string[] = [];
   const displays: string[] = [];
-  for (const [i, openid] of OPENIDS.entries()) {
+  for (const [i, openid] of USERS.entries()) {
     const name = names[i % names.length]!;
     const job = jobs[i % jobs.length]!;
     openids.push(openid, openid);
@@ -208,6 +216,13 @@ async function seedCampaign(db: pg.Pool): Promise<Seeded> {
     values.push(JSON.stringify(name), JSON.stringify(job));
     displays.push(name, job);
   }
+  // They follow the account since last month, as consumers who redeem do (an account first seen minutes ago is a
+  // fraud signal, and it would change what the draw issues when anti-fraud is on).
+  await db.query(
+    `INSERT INTO followers (openid, subscribed, subscribed_at, subscribe_count, first_seen_at, last_interaction_at)
+     SELECT o, true, now() - interval '30 days', 1, now() - interval '30 days', now() - interval '1 day' FROM unnest($1::text[]) AS t(o)`,
+    [[...USERS]],
+  );
   await db.query(
     `INSERT INTO profile_answers (openid, question_key, value, display, campaign_id, source, answered_at)
      SELECT o, k, v::jsonb, d, $5, 'chat', now() - interval '1 day' FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS t(o, k, v, d)`,
@@ -295,9 +310,9 @@ class MessageFactory {
 
   next(code: string, codeIndex: number): WebhookRequest {
     const seq = ++this.seq;
-    const user = randomInt(OPENID_POOL);
+    const user = randomInt(USERS.length);
     // Content as printed on the pack: 7KQ3-MXW9-HD2RT
-    const message = signedTextMessage(this.creds, this.crypt, this.mode, OPENIDS[user]!, formatForPrint(code), this.msgIdBase + BigInt(seq));
+    const message = signedTextMessage(this.creds, this.crypt, this.mode, USERS[user]!, formatForPrint(code), this.msgIdBase + BigInt(seq));
     return { ...message, codeIndex, user };
   }
 
@@ -510,7 +525,7 @@ interface WebhookRunContext {
   opts: Options;
   set: CodeSet;
   status: Uint8Array;
-  /** Sender (index into OPENIDS) of each code of the set. */
+  /** Sender (index into USERS) of each code of the set. */
   users: Int32Array;
   factory: MessageFactory;
   crypt: MsgCrypt;
@@ -662,7 +677,7 @@ async function runRaw(rawPool: pg.Pool, set: CodeSet, server: Server, round: num
       const key = set.keys[set.cursor++]!;
       const t0 = performance.now();
       try {
-        const r = await rawPool.query({ name: 'bench_raw_redeem', text: RAW_SQL, values: [key, OPENIDS[randomInt(OPENID_POOL)]] });
+        const r = await rawPool.query({ name: 'bench_raw_redeem', text: RAW_SQL, values: [key, USERS[randomInt(USERS.length)]] });
         latencies.add(performance.now() - t0);
         if (r.rowCount === 1) ok++;
         else zeroRows++;
@@ -771,10 +786,10 @@ async function checkInvariants(db: pg.Pool, seeded: Seeded, http: CodeSet, raw: 
   for (let i = 0; i < http.cursor; i++) {
     if (status[i] === REPLIED_OK) {
       okKeys.push(http.keys[i]!);
-      okUsers.push(OPENIDS[users[i]!]!);
+      okUsers.push(USERS[users[i]!]!);
     } else if (status[i] === SENT || status[i] === REPLIED_BAD) {
       otherKeys.push(http.keys[i]!);
-      otherUsers.push(OPENIDS[users[i]!]!);
+      otherUsers.push(USERS[users[i]!]!);
     }
   }
   const okSide = await redeemedAmong(db, okKeys, okUsers);
@@ -878,7 +893,7 @@ function renderReport(a: {
   lines.push(`- CPU: ${machineHardware(machine)}; Node ${machine.node}`);
   lines.push(`- PostgreSQL: ${machine.postgres}`);
   lines.push(`- Code under test: ${a.code.sha256} (newest change ${a.code.newestChange})${a.codeChanged ? ' — ⚠ the server code changed while the bench ran; the server ran the version above' : ''}`);
-  lines.push(`- Webhook: ${opts.connections} connections, ${opts.mode} mode, each request a distinct fresh code from one of ${fmt(OPENID_POOL)} users; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}`);
+  lines.push(`- Webhook: ${opts.connections} connections, ${opts.mode} mode, each request a distinct fresh code from one of ${fmt(USERS.length)} users; server DB_POOL_SIZE ${opts.dbPoolSize ?? '16 (default)'}`);
   lines.push(`- Raw loop: pg.Pool of ${opts.dbPoolSize ?? 16}, ${RAW_IN_FLIGHT} statements in flight, prepared conditional UPDATE of a fresh code`);
   lines.push(`- ${opts.durationS} s per run after a ${opts.warmupS} s warm-up of each; median of ${opts.rounds} interleaved round(s); ${a.seedInfo}${opts.waitQuietS > 0 ? `; before each run, waited up to ${opts.waitQuietS} s for other processes to go quiet` : ''}`);
   lines.push('');
@@ -948,6 +963,7 @@ function renderReport(a: {
 
 async function main() {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts.users !== DEFAULT_OPENIDS.length) USERS = Array.from({ length: opts.users }, (_, i) => `oBench${i.toString(36).padStart(22, '0')}`);
   const cleanup = new Cleanup();
   const signals = new Interruption(cleanup, () => (rawStop = true));
   const { checkpoint, shouldStop } = signals;
@@ -991,12 +1007,12 @@ async function main() {
     await db.query('VACUUM (ANALYZE) codes, profile_answers, campaigns, campaign_prizes, prize_stock_shards, code_batches');
     // The sandbox learns of user messages from the client (real WeChat sees them): tell it every pool user wrote,
     // so the customer-service follow-ups of top-up wins go out instead of waiting and being retried on every message.
-    for (let i = 0; i < OPENIDS.length; i += 100) {
-      await Promise.all(OPENIDS.slice(i, i + 100).map((openid) => fetch(`${server.baseUrl}/sandbox/__sandbox/user-action`, {
+    for (let i = 0; i < USERS.length; i += 100) {
+      await Promise.all(USERS.slice(i, i + 100).map((openid) => fetch(`${server.baseUrl}/sandbox/__sandbox/user-action`, {
         method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ openid, action: 'message' }),
       })));
     }
-    const seedInfo = `seeded ${fmt(httpInitial)} + ${fmt(rawInitial)} codes (webhook + raw) and ${fmt(OPENID_POOL * 2)} profile answers in ${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const seedInfo = `seeded ${fmt(httpInitial)} + ${fmt(rawInitial)} codes (webhook + raw) and ${fmt(USERS.length * 2)} profile answers in ${((Date.now() - started) / 1000).toFixed(1)} s`;
     log(seedInfo);
     checkpoint();
 
@@ -1105,7 +1121,7 @@ async function main() {
     console.log(renderReport({ machine, opts, code, codeChanged, web, raw: rawSummary, runs, outcomes, checks, verdictList, logs: server.logs, badSamples, seedInfo, activity }));
 
     writeResults(opts.resultsFile, { machine, code, codeChanged }, {
-      options: { ...opts, pgAdminUrl: undefined, resultsFile: undefined, rawInFlight: RAW_IN_FLIGHT, openidPool: OPENID_POOL },
+      options: { ...opts, pgAdminUrl: undefined, resultsFile: undefined, rawInFlight: RAW_IN_FLIGHT, openidPool: USERS.length },
       targets: TARGETS,
       results: { webhook: web, raw: rawSummary, webhookVsRaw: rawSummary.perSec > 0 ? round2(web.perSec / rawSummary.perSec) : null },
       verdicts: verdictList,

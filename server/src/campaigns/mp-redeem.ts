@@ -19,43 +19,17 @@ import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { AppError, type ErrorCode } from '../platform/errors.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
-import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
+import { classifyCode, createLookupKeyer } from './codes.ts';
 import { weightedPick, type RandomInt } from './lottery.ts';
 import { readAnswer } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo, type MpRedemptionRow, type NewAnswer } from './mp-redeem-repo.ts';
 import { PROVINCES } from './regions.ts';
+import { createLiveCampaigns, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 
-type PrizeKind = 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | 'thanks';
-
-interface Prize {
-  id: number;
-  name: string;
-  kind: PrizeKind;
-  value: number;
-  weight: number;
-  limited: boolean;
-  shards: number;
-}
-
-interface Campaign {
-  id: number;
-  name: string;
-  status: string;
-  startsAt: Date;
-  endsAt: Date;
-  texts: Record<string, string>;
-  questions: GoldenQuestion[];
-  unlockMin: number;
-  reaskAnswered: boolean;
-  prizeMode: 'dynamic' | 'deck';
-  lossPoints: number;
-  recommendation: { title: string; description?: string; url?: string } | null;
-  cashConfirmHours: number;
-  codeLength: number;
-  prizes: Prize[];
-}
+type Prize = LivePrize;
+type Campaign = LiveCampaign;
 
 export interface MpRedeemDeps {
   database: Database;
@@ -89,7 +63,7 @@ function codeFromScan(scan: string): string {
   }
 }
 
-const NEXT_BY_KIND: Record<Exclude<PrizeKind, 'thanks'>, MpNextStep> = {
+const NEXT_BY_KIND: Record<Exclude<Prize['kind'], 'thanks'>, MpNextStep> = {
   points: 'points_credited', coupon: 'coupon_issued', topup: 'topup_pending', cash: 'cash_confirm', physical: 'physical_contact',
 };
 
@@ -99,34 +73,11 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
   const mpRepo = createMpRedeemRepo(database);
   const keyer = createLookupKeyer(deps.codeKey);
 
-  /* ---- campaigns (briefly cached, like the chat service) ---- */
-  let cache: { at: number; byId: Map<number, Campaign>; lengths: number[] } | undefined;
-  let loading: Promise<NonNullable<typeof cache>> | undefined;
-  async function load(): Promise<NonNullable<typeof cache>> {
-    const { campaigns, prizes } = await repo.activeCampaigns();
-    const byId = new Map<number, Campaign>();
-    for (const c of campaigns) {
-      byId.set(c.id, {
-        id: c.id, name: c.name, status: c.status, startsAt: new Date(c.starts_at), endsAt: new Date(c.ends_at), texts: c.texts ?? {},
-        questions: c.questions ?? [], unlockMin: c.unlock_min, reaskAnswered: c.reask_answered, prizeMode: c.prize_mode,
-        lossPoints: c.loss_points, recommendation: c.recommendation, cashConfirmHours: c.cash_confirm_hours, codeLength: c.code_length, prizes: [],
-      });
-    }
-    for (const p of prizes) {
-      byId.get(p.campaign_id)?.prizes.push({ id: p.id, name: p.name, kind: p.kind, value: p.value, weight: p.weight, limited: p.limited, shards: p.shards });
-    }
-    const lengths = [...new Set([...byId.values()].map((c) => c.codeLength))];
-    if (lengths.length === 0) lengths.push(DEFAULT_CODE_LENGTH);
-    return { at: Date.now(), byId, lengths };
-  }
-  async function campaigns(fresh = false) {
-    if (!fresh && cache && Date.now() - cache.at < deps.cacheTtlMs) return cache;
-    loading ??= load().finally(() => (loading = undefined));
-    cache = await loading;
-    return cache;
-  }
+  /* ---- campaigns (the same snapshot as the chat's) ---- */
+  const live = createLiveCampaigns(repo, deps.cacheTtlMs);
+  const campaigns = live.snapshot;
   async function campaign(id: number): Promise<Campaign> {
-    const c = (await campaigns()).byId.get(id) ?? (await campaigns(true)).byId.get(id);
+    const c = await live.get(id);
     // Campaigns ended long ago are not loaded: their redemptions can no longer be answered or drawn.
     if (!c) throw refuse('CONFLICT', 'ended', '该活动已结束，感谢您的关注！');
     return c;
@@ -468,9 +419,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         .map((c) => ({ id: c.id, name: c.name, endsAt: c.endsAt.toISOString(), prizes: c.prizes.filter((p) => p.kind !== 'thanks').map((p) => p.name) }));
     },
 
-    invalidate() {
-      cache = undefined;
-    },
+    invalidate: live.invalidate,
   };
 }
 export type MpRedeemService = ReturnType<typeof createMpRedeemService>;

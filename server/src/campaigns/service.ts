@@ -5,16 +5,16 @@
  * points + fulfilment job). Messages of one user are serialised in-process so a batch never holds two of them.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { GoldenQuestion } from '../../../shared/campaigns.ts';
 import type { ReplyMessage } from '../../../shared/replies.ts';
 import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { createBatcher } from '../platform/batcher.ts';
 import type { DialogStore, ActiveDialog } from '../bot/dialogs.ts';
-import { classifyCode, createLookupKeyer, DEFAULT_CODE_LENGTH } from './codes.ts';
+import { classifyCode, createLookupKeyer } from './codes.ts';
 import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lottery.ts';
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
+import { createLiveCampaigns, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
@@ -22,34 +22,8 @@ export const FLOW_CODE = 'campaign.code';
 export const FLOW_QUESTION = 'campaign.question';
 const CANCEL_WORDS = new Set(['取消', '退出', '算了', 'q', 'quit']);
 
-interface CachedPrize {
-  id: number;
-  name: string;
-  kind: 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | 'thanks';
-  value: number;
-  weight: number;
-  limited: boolean;
-  shards: number;
-}
-
-interface CachedCampaign {
-  id: number;
-  name: string;
-  status: string;
-  startsAt: Date;
-  endsAt: Date;
-  texts: Record<string, string>;
-  questions: GoldenQuestion[];
-  unlockMin: number;
-  reaskAnswered: boolean;
-  prizeMode: 'dynamic' | 'deck';
-  lossPoints: number;
-  recommendation: { title: string; description?: string; url?: string } | null;
-  dialogIdleMinutes: number;
-  cashConfirmHours: number;
-  codeLength: number;
-  prizes: CachedPrize[];
-}
+type CachedPrize = LivePrize;
+type CachedCampaign = LiveCampaign;
 
 interface QuestionState {
   redemptionId: string;
@@ -87,36 +61,10 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   /** The shard a limited prize's unit is taken from first (spreads concurrent draws over the shards). */
   const randomShard = (shards: number) => (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(shards, 1));
 
-  /* ---- campaign cache ---- */
-  let cache: { at: number; byId: Map<number, CachedCampaign>; lengths: number[] } | undefined;
-  let loading: Promise<NonNullable<typeof cache>> | undefined;
-  async function load(): Promise<NonNullable<typeof cache>> {
-    const { campaigns, prizes } = await repo.activeCampaigns();
-    const byId = new Map<number, CachedCampaign>();
-    for (const c of campaigns) {
-      byId.set(c.id, {
-        id: c.id, name: c.name, status: c.status, startsAt: new Date(c.starts_at), endsAt: new Date(c.ends_at), texts: c.texts ?? {},
-        questions: c.questions ?? [], unlockMin: c.unlock_min, reaskAnswered: c.reask_answered, prizeMode: c.prize_mode,
-        lossPoints: c.loss_points, recommendation: c.recommendation, dialogIdleMinutes: c.dialog_idle_minutes,
-        cashConfirmHours: c.cash_confirm_hours, codeLength: c.code_length, prizes: [],
-      });
-    }
-    for (const p of prizes) {
-      byId.get(p.campaign_id)?.prizes.push({ id: p.id, name: p.name, kind: p.kind, value: p.value, weight: p.weight, limited: p.limited, shards: p.shards });
-    }
-    const lengths = [...new Set([...byId.values()].map((c) => c.codeLength))];
-    if (lengths.length === 0) lengths.push(DEFAULT_CODE_LENGTH);
-    return { at: Date.now(), byId, lengths };
-  }
-  async function campaigns(fresh = false) {
-    if (!fresh && cache && Date.now() - cache.at < deps.cacheTtlMs) return cache;
-    loading ??= load().finally(() => (loading = undefined));
-    cache = await loading;
-    return cache;
-  }
-  async function campaign(id: number): Promise<CachedCampaign | undefined> {
-    return (await campaigns()).byId.get(id) ?? (await campaigns(true)).byId.get(id);
-  }
+  /* ---- campaign snapshot ---- */
+  const live = createLiveCampaigns(repo, deps.cacheTtlMs);
+  const campaigns = live.snapshot;
+  const campaign = live.get;
   const say = (c: CachedCampaign | undefined, key: TextKey, vars: Record<string, string | number> = {}) => render(key, c?.texts, vars);
 
   /* ---- per-user serialisation (a batch never holds two messages of one user) ---- */
@@ -451,9 +399,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     },
 
     /** Drop cached campaigns (after ops changes in this process). */
-    invalidate() {
-      cache = undefined;
-    },
+    invalidate: live.invalidate,
     now: () => clock.now(),
     log,
   };

@@ -1,0 +1,88 @@
+/**
+ * Live, paused and recently ended campaigns with their prizes, as the redemption doors (chat and mini program) read
+ * them on every code: a snapshot kept for `ttlMs` (RULES_CACHE_TTL_MS), reloaded once when a campaign is not in it.
+ * The database conditions of the redemption statement stay authoritative; this only shapes replies and draws.
+ */
+import type { GoldenQuestion } from '../../../shared/campaigns.ts';
+import { DEFAULT_CODE_LENGTH } from './codes.ts';
+import type { RedeemRepo } from './redeem-repo.ts';
+
+export interface LivePrize {
+  id: number;
+  name: string;
+  kind: 'points' | 'coupon' | 'topup' | 'cash' | 'physical' | 'thanks';
+  value: number;
+  weight: number;
+  limited: boolean;
+  shards: number;
+}
+
+export interface LiveCampaign {
+  id: number;
+  name: string;
+  status: string;
+  startsAt: Date;
+  endsAt: Date;
+  texts: Record<string, string>;
+  questions: GoldenQuestion[];
+  unlockMin: number;
+  reaskAnswered: boolean;
+  prizeMode: 'dynamic' | 'deck';
+  lossPoints: number;
+  recommendation: { title: string; description?: string; url?: string } | null;
+  dialogIdleMinutes: number;
+  cashConfirmHours: number;
+  codeLength: number;
+  prizes: LivePrize[];
+}
+
+export interface LiveSnapshot {
+  at: number;
+  byId: Map<number, LiveCampaign>;
+  /** The code lengths in use (the classifier tries each). */
+  lengths: number[];
+}
+
+export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, ttlMs: number) {
+  let cache: LiveSnapshot | undefined;
+  let loading: Promise<LiveSnapshot> | undefined;
+
+  async function load(): Promise<LiveSnapshot> {
+    const { campaigns, prizes } = await repo.activeCampaigns();
+    const byId = new Map<number, LiveCampaign>();
+    for (const c of campaigns) {
+      byId.set(c.id, {
+        id: c.id, name: c.name, status: c.status, startsAt: new Date(c.starts_at), endsAt: new Date(c.ends_at), texts: c.texts ?? {},
+        questions: c.questions ?? [], unlockMin: c.unlock_min, reaskAnswered: c.reask_answered, prizeMode: c.prize_mode,
+        lossPoints: c.loss_points, recommendation: c.recommendation, dialogIdleMinutes: c.dialog_idle_minutes,
+        cashConfirmHours: c.cash_confirm_hours, codeLength: c.code_length, prizes: [],
+      });
+    }
+    for (const p of prizes) {
+      byId.get(p.campaign_id)?.prizes.push({ id: p.id, name: p.name, kind: p.kind, value: p.value, weight: p.weight, limited: p.limited, shards: p.shards });
+    }
+    const lengths = [...new Set([...byId.values()].map((c) => c.codeLength))];
+    if (lengths.length === 0) lengths.push(DEFAULT_CODE_LENGTH);
+    return { at: Date.now(), byId, lengths };
+  }
+
+  async function snapshot(fresh = false): Promise<LiveSnapshot> {
+    if (!fresh && cache && Date.now() - cache.at < ttlMs) return cache;
+    loading ??= load().finally(() => (loading = undefined));
+    cache = await loading;
+    return cache;
+  }
+
+  return {
+    snapshot,
+    /** Forget the snapshot (after ops changes in this process). */
+    invalidate() {
+      cache = undefined;
+    },
+    /** One campaign; a miss reloads once (a campaign published since the snapshot). */
+    async get(id: number): Promise<LiveCampaign | undefined> {
+      return (await snapshot()).byId.get(id) ?? (await snapshot(true)).byId.get(id);
+    },
+  };
+}
+export type LiveCampaigns = ReturnType<typeof createLiveCampaigns>;

@@ -5,6 +5,7 @@
  */
 import type { GoldenQuestion } from '../../../shared/campaigns.ts';
 import { DEFAULT_CODE_LENGTH } from './codes.ts';
+import { render } from './texts.ts';
 import type { RedeemRepo } from './redeem-repo.ts';
 
 export interface LivePrize {
@@ -86,3 +87,23 @@ export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, t
   };
 }
 export type LiveCampaigns = ReturnType<typeof createLiveCampaigns>;
+
+/**
+ * What a draw's result says, in the campaign's own texts (chat and mini program alike): the prize and how to claim
+ * it, or the loss (or that the prize is gone), then the points update when points were credited.
+ */
+export function drawResultLines(c: LiveCampaign, prize: LivePrize | undefined, outcome: string, points: number, balance: number | null): string[] {
+  const say = (key: Parameters<typeof render>[0], vars: Record<string, string | number> = {}) => render(key, c.texts, vars);
+  const lines: string[] = [];
+  if (outcome === 'won' && prize) {
+    const how: Record<string, string> = {
+      points: say('claimPoints'), coupon: say('claimCoupon'), topup: say('claimTopup'),
+      cash: say('claimCash', { hours: c.cashConfirmHours }), physical: say('claimPhysical'),
+    };
+    lines.push(say('win', { prize: prize.name, howToClaim: how[prize.kind] ?? '' }).trimEnd());
+  } else {
+    lines.push(say(outcome === 'out_of_stock' ? 'outOfStock' : 'lose'));
+  }
+  if (points > 0 && balance !== null) lines.push(say('pointsUpdate', { points, balance }));
+  return lines;
+}

@@ -25,7 +25,7 @@ import { readAnswer } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo, type MpRedemptionRow, type NewAnswer } from './mp-redeem-repo.ts';
 import { PROVINCES } from './regions.ts';
-import { createLiveCampaigns, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { createLiveCampaigns, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 
 type Prize = LivePrize;
@@ -155,17 +155,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
 
   /* ---- views ---- */
   function drawMessage(c: Campaign, prize: Prize | undefined, outcome: string, points: number, balance: number): string {
-    const lines: string[] = [];
-    if (outcome === 'won' && prize) {
-      const how: Record<string, string> = {
-        points: say(c, 'claimPoints'), coupon: say(c, 'claimCoupon'), topup: say(c, 'claimTopup'),
-        cash: say(c, 'claimCash', { hours: c.cashConfirmHours }), physical: say(c, 'claimPhysical'),
-      };
-      lines.push(say(c, 'win', { prize: prize.name, howToClaim: how[prize.kind] ?? '' }).trimEnd());
-    } else {
-      lines.push(say(c, outcome === 'out_of_stock' ? 'outOfStock' : 'lose'));
-    }
-    if (points > 0) lines.push(say(c, 'pointsUpdate', { points, balance }));
+    const lines = drawResultLines(c, prize, outcome, points, balance);
     return lines.join('\n');
   }
 

@@ -14,7 +14,7 @@ import { classifyCode, createLookupKeyer } from './codes.ts';
 import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lottery.ts';
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
-import { createLiveCampaigns, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { createLiveCampaigns, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
@@ -106,17 +106,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   function resultText(c: CachedCampaign, prize: CachedPrize | undefined, outcome: string, points: number, balance: number | null): string {
-    const lines: string[] = [];
-    if (outcome === 'won' && prize) {
-      const how: Record<string, string> = {
-        points: say(c, 'claimPoints'), coupon: say(c, 'claimCoupon'), topup: say(c, 'claimTopup'),
-        cash: say(c, 'claimCash', { hours: c.cashConfirmHours }), physical: say(c, 'claimPhysical'),
-      };
-      lines.push(say(c, 'win', { prize: prize.name, howToClaim: how[prize.kind] ?? '' }).trimEnd());
-    } else {
-      lines.push(say(c, outcome === 'out_of_stock' ? 'outOfStock' : 'lose'));
-    }
-    if (points > 0 && balance !== null) lines.push(say(c, 'pointsUpdate', { points, balance }));
+    const lines = drawResultLines(c, prize, outcome, points, balance);
     if (outcome !== 'won' && c.recommendation) {
       const r = c.recommendation;
       const title = r.url ? `<a href="${r.url}">${r.title}</a>` : r.title;

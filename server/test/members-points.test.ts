@@ -39,6 +39,7 @@ t.test('following, binding a phone and checking in earn points by the rules; rep
   t.equal(c.member.points, 150, 'follow 50 + phone 100');
   t.equal(c.member.isMember, true);
   await h.sim.unsubscribe('oEarner0001');
+  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5)); // a new CreateTime second: a new follow, not a retry
   await h.sim.subscribe('oEarner0001');
   await mpBindPhone(h, s.token, '13800000001');
   const first = (await h.post('/api/mp/me/checkin', s.headers)).json();

@@ -25,6 +25,7 @@ const schema = {
     HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
     PUBLIC_URL: { type: 'string', pattern: '^https?://' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    TRUST_PROXY: { type: 'string', pattern: '^(true|false|[0-9a-fA-F.:/, ]+)$', default: 'true' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
     DATA_DIR: { type: 'string', minLength: 1, default: './data' },
     DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 200, default: 16 },
@@ -88,6 +89,8 @@ export interface Config {
   /** Where the outside world reaches this server (used in banners and sandbox links). */
   readonly publicUrl: string | undefined;
   readonly logLevel: string;
+  /** Fastify trustProxy: true (any hop), false, or the proxies' addresses/CIDRs — the client IP feeds anti-fraud. */
+  readonly trustProxy: boolean | string;
   readonly db: { readonly url: string | undefined; readonly dataDir: string; readonly poolSize: number };
   readonly wechat: {
     readonly sandbox: boolean;
@@ -218,6 +221,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: v.HOST,
     publicUrl: v.PUBLIC_URL,
     logLevel: v.LOG_LEVEL,
+    trustProxy: v.TRUST_PROXY === 'true' ? true : v.TRUST_PROXY === 'false' ? false : v.TRUST_PROXY,
     db: Object.freeze({ url: v.DATABASE_URL, dataDir: v.DATA_DIR, poolSize: v.DB_POOL_SIZE }),
     wechat: Object.freeze({
       sandbox,

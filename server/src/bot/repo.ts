@@ -27,12 +27,24 @@ export type ClaimResult =
   | { claimed: true; waitingMessages: number; dialog: ActiveDialog | null }
   | { claimed: false; status: 'processing' | 'replied' | 'deferred'; reply: string | null };
 
+/**
+ * How stale a follower's last_interaction_at / last_message_at may be before a message rewrites them. Nothing decides
+ * anything on them in real time (the 48-hour customer-service window is cs_grants'); they are for ops and analytics.
+ */
+export const FOLLOWER_SLACK_S = 60;
+
+/**
+ * How much earlier than WeChat's a stored 48-hour grant may end before a message renews it (quota and used unchanged
+ * otherwise). Short grants (menu, follow and scan: 1 minute) are always renewed.
+ */
+export const grantSlackS = (ttlMs: number) => (ttlMs >= 3_600_000 ? 60 : 0);
+
 // jsonb_to_recordset turns one JSON parameter into the batch (the same on node-postgres and PGlite).
 const CLAIM_SQL = `
       WITH input AS (
         SELECT DISTINCT ON (key) * FROM jsonb_to_recordset($1::jsonb) AS t(
           ord int, key text, openid text, msg_type text, event text, event_key text, msg_id text, sent_at timestamptz,
-          received_at timestamptz, payload jsonb, is_user boolean, g_scene text, g_quota int, g_expires timestamptz)
+          received_at timestamptz, payload jsonb, is_user boolean, g_scene text, g_quota int, g_expires timestamptz, g_slack_s int)
         ORDER BY key, ord
       ), d AS (
         INSERT INTO webhook_dedup (key, status, created_at)
@@ -45,17 +57,32 @@ const CLAIM_SQL = `
         SELECT openid, msg_type, event, event_key, msg_id, sent_at, received_at, payload FROM c ORDER BY ord
         RETURNING 1
       ), f AS (
+        -- Skipped when the stored times are at most FOLLOWER_SLACK old (see followers/tables.ts): a user sending
+        -- several messages a minute costs one follower write, not one per message. A plain read, no row lock.
         INSERT INTO followers (openid, subscribed, first_seen_at, last_interaction_at, last_message_at, subscribe_count)
-        SELECT openid, bool_or(is_user), min(received_at), max(received_at), max(received_at) FILTER (WHERE is_user), 0
-        FROM c GROUP BY openid ORDER BY openid
+        SELECT x.openid, x.is_user, x.first_at, x.last_at, x.last_msg, 0 FROM (
+          SELECT openid, bool_or(is_user) AS is_user, min(received_at) AS first_at, max(received_at) AS last_at,
+                 max(received_at) FILTER (WHERE is_user) AS last_msg
+          FROM c GROUP BY openid) x
+        WHERE NOT EXISTS (SELECT 1 FROM followers fo WHERE fo.openid = x.openid
+          AND fo.last_interaction_at >= x.last_at - interval '${FOLLOWER_SLACK_S} seconds'
+          AND (x.last_msg IS NULL OR fo.last_message_at >= x.last_msg - interval '${FOLLOWER_SLACK_S} seconds'))
+        ORDER BY x.openid
         ON CONFLICT (openid) DO UPDATE SET
           last_interaction_at = GREATEST(followers.last_interaction_at, EXCLUDED.last_interaction_at),
           last_message_at = COALESCE(GREATEST(followers.last_message_at, EXCLUDED.last_message_at), followers.last_message_at, EXCLUDED.last_message_at)
         RETURNING 1
       ), g AS (
+        -- Skipped when the grant is unused, has the same quota and ends at most g_slack_s seconds before the one this
+        -- message opens (48-hour grants only; see grantSlackS): the same budget, a window that closes up to a minute
+        -- early — never late. A grant with messages used is always renewed (used back to 0).
         INSERT INTO cs_grants (openid, scene, granted_at, expires_at, quota, used)
-        SELECT openid, g_scene, max(received_at), max(g_expires), max(g_quota), 0
-        FROM c WHERE g_scene IS NOT NULL GROUP BY openid, g_scene ORDER BY openid, g_scene
+        SELECT x.openid, x.g_scene, x.granted_at, x.expires_at, x.quota, 0 FROM (
+          SELECT openid, g_scene, max(received_at) AS granted_at, max(g_expires) AS expires_at, max(g_quota) AS quota, min(g_slack_s) AS slack_s
+          FROM c WHERE g_scene IS NOT NULL GROUP BY openid, g_scene) x
+        WHERE NOT EXISTS (SELECT 1 FROM cs_grants cg WHERE cg.openid = x.openid AND cg.scene = x.g_scene AND cg.used = 0
+          AND cg.quota IS NOT DISTINCT FROM x.quota AND cg.expires_at >= x.expires_at - make_interval(secs => x.slack_s))
+        ORDER BY x.openid, x.g_scene
         ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0
         RETURNING 1
       ), r AS (
@@ -92,9 +119,10 @@ export function createBotRepo(database: Database) {
       sent_at: c.sentAt.toISOString(), received_at: c.receivedAt.toISOString(), payload: c.payload, is_user: c.isUserMessage,
       g_scene: c.grant?.scene ?? null, g_quota: c.grant?.quota ?? null,
       g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
+      g_slack_s: c.grant ? grantSlackS(c.grant.ttlMs) : null,
     })));
     const replyByKey = JSON.stringify(Object.fromEntries(replies.map((r) => [r.key, r.reply])));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v2', CLAIM_SQL, [input, replyByKey], { plan: 'generic' }));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v3', CLAIM_SQL, [input, replyByKey], { plan: 'generic' }));
     if (items.length === 0) return [];
     const results: Array<ClaimResult | undefined> = new Array(items.length);
     for (const r of claimed) {

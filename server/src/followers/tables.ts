@@ -11,9 +11,15 @@ export const followers = pgTable('followers', {
   unsubscribedAt: timestamp('unsubscribed_at', { withTimezone: true }),
   subscribeCount: integer('subscribe_count').notNull().default(0),
   firstSeenAt: timestamp('first_seen_at', { withTimezone: true }).notNull(),
-  /** Any inbound message or event. */
+  /**
+   * Any inbound message or event. Up to a minute behind (bot/repo.ts FOLLOWER_SLACK_S: a message within a minute of
+   * the stored time does not rewrite the row); nothing decides on it in real time.
+   */
   lastInteractionAt: timestamp('last_interaction_at', { withTimezone: true }).notNull(),
-  /** Last user-sent message: opens WeChat's 48-hour customer-service window. */
+  /**
+   * Last user-sent message, up to a minute behind like lastInteractionAt. For ops and analytics: what may be sent is
+   * decided by cs_grants (messaging/tables.ts), not by this column.
+   */
   lastMessageAt: timestamp('last_message_at', { withTimezone: true }),
 }, (t) => [index('followers_unionid_idx').on(t.unionid)]);
 

@@ -4,7 +4,9 @@ import type { CustomerMessage } from '../../../shared/replies.ts';
 /**
  * Customer-service message budget per user and scene, mirroring WeChat's rules (§5.8):
  * message → 5 within 48 h; menu click / follow / QR scan → 3 within 1 min; payment → unlimited for 48 h.
- * A new trigger of the same scene replaces its grant. `quota` null means unlimited.
+ * A new trigger of the same scene replaces its grant. `quota` null means unlimited. A message within a minute of the
+ * last one does not rewrite an unused 48-hour grant (bot/repo.ts grantSlackS): the stored window may end up to a minute
+ * before WeChat's, never after, and a grant with messages used is always renewed.
  */
 export const csGrants = pgTable('cs_grants', {
   openid: text('openid').notNull(),

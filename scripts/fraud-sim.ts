@@ -97,13 +97,30 @@ async function main() {
       { key: 'region', kind: 'region', prompt: '您在哪个城市？' },
     ],
   })).json();
-  const needed = N.honest * 3 + N.guesser * 20 + N.farm * FARM_SIZE * 6 + N.reseller * 60 + N.bot * 2 + 200;
+  // A print run much larger than what the population redeems: a consumer's pack carries a random code of it.
+  const needed = 10 * (N.honest * 3 + N.guesser * 20 + N.farm * FARM_SIZE * 6 + N.reseller * 60 + N.bot * 2 + 200);
   const batch = (await api('POST', `/api/ops/campaigns/${campaign.id}/batches`, { count: needed, name: '模拟批次' })).json();
   await api('POST', `/api/ops/campaigns/${campaign.id}/publish`);
   const csv = (await api('GET', `/api/ops/batches/${batch.id}/codes.csv`)).body;
   const pool = (parse(csv.replace(/^\uFEFF/, ''), { columns: true }) as Array<{ code: string }>).map((r) => r.code);
-  let next = 0;
-  const takeCode = () => pool[next++]!;
+  // Codes as they reach people. The batch's CSV is in print order, and packs leave the line in that order: a multipack
+  // (six packs wrapped together off the line) carries print neighbours, while a pack bought on its own, anywhere, is a
+  // random code of the run. Bought codes (resellers, farms) were harvested from many people's packs: random too.
+  const used = new Uint8Array(pool.length);
+  const takeCode = () => {
+    let k = Math.floor(rnd() * pool.length);
+    while (used[k]) k = (k + 1) % pool.length;
+    used[k] = 1;
+    return pool[k]!;
+  };
+  const takeRun = (n: number) => {
+    for (;;) {
+      const k = Math.floor(rnd() * (pool.length - n));
+      if (used.subarray(k, k + n).some((u) => u === 1)) continue;
+      used.fill(1, k, k + n);
+      return pool.slice(k, k + n);
+    }
+  };
 
   const sim = new WeChatSimulator({
     transport: {
@@ -117,11 +134,28 @@ async function main() {
     token: ctx.config.wechat.token, appId: ctx.config.wechat.appId, now: () => clock.now().getTime(),
   });
 
-  /* ---- the event queue: (time, action), processed in time order on the shared clock ---- */
-  const queue: Array<{ at: number; seq: number; run: () => Promise<void> }> = [];
+  /*
+   * ---- actors on the shared clock ----
+   * Every person or script is an actor that runs until it waits (`sleep`, `waitUntil`); then the actor whose wake-up
+   * time is earliest resumes, with the clock set to that time. One actor runs at a time (deterministic for a seed),
+   * and a script waiting out a 24-hour cool-down waits on its own: the others go on at their own times.
+   */
+  const timers: Array<{ at: number; seq: number; wake: () => void }> = [];
   let seq = 0;
+  let endTurn: (() => void) | null = null;
+  let failure: unknown;
+  const passTurn = () => {
+    const done = endTurn;
+    endTurn = null;
+    done?.();
+  };
+  const waitUntil = (time: number) => new Promise<void>((resume) => {
+    timers.push({ at: Math.max(time, clock.now().getTime()), seq: seq++, wake: resume });
+    passTurn();
+  });
+  const sleep = (ms: number) => waitUntil(clock.now().getTime() + ms);
   const at = (time: number, run: () => Promise<void>) => {
-    queue.push({ at: time, seq: seq++, run });
+    timers.push({ at: time, seq: seq++, wake: () => void run().catch((err) => (failure ??= err)).finally(passTurn) });
   };
 
   const pattern = new Map<string, Pattern>();
@@ -161,7 +195,7 @@ async function main() {
     let t = t0;
     for (let guard = 0; guard < 6 && /第\d题|哪个城市/.test(reply); guard++) {
       t += delay();
-      clock.set(new Date(Math.max(t, clock.now().getTime())));
+      await waitUntil(t);
       if (/称呼/.test(reply)) reply = await send(openid, answers.name);
       else if (/职业/.test(reply)) reply = await send(openid, answers.occupation);
       else if (/哪个城市/.test(reply)) reply = await send(openid, answers.city[1]);
@@ -175,7 +209,7 @@ async function main() {
     if (!phoneWanted.has(openid)) return;
     phoneWanted.delete(openid);
     await services.fulfilment.idle();
-    clock.advance(Math.round(between(15_000, 90_000)));
+    await sleep(Math.round(between(15_000, 90_000)));
     await send(openid, phones.get(openid) ?? newPhone());
     await services.fulfilment.idle();
   }
@@ -228,11 +262,11 @@ async function main() {
         if (q.key === 'name') form.name = answers.name;
         if (q.key === 'occupation') form.occupation = OCCUPATIONS[Number(answers.occupation) - 1] ?? '其他';
       }
-      clock.set(new Date(clock.now().getTime() + formMs()));
+      await sleep(formMs());
       r = await mpCall(openid, `/api/mp/redemptions/${r.body.id}/answers`, { answers: form });
       if (r.status !== 200) return;
     }
-    clock.set(new Date(clock.now().getTime() + between(1_000, 4_000)));
+    await sleep(between(1_000, 4_000));
     const d = await mpCall(openid, `/api/mp/redemptions/${r.body.id}/draw`);
     if (d.status !== 200) {
       if (d.status === 403) {
@@ -244,7 +278,7 @@ async function main() {
     if (d.body.draw?.review === 'pending') sawRisk.add(openid);
     const u = mpUsers.get(openid)!;
     if (d.body.draw?.next === 'topup_pending' && !u.bound && u.phone) {
-      clock.set(new Date(clock.now().getTime() + between(10_000, 60_000)));
+      await sleep(between(10_000, 60_000));
       // One phone binds one member: a second account on a shared phone is refused (and the top-up waits).
       try {
         await mpBindPhone(ctx, (await mpHeaders(openid)).authorization.slice(7), u.phone);
@@ -285,17 +319,18 @@ async function main() {
       at(step.when, async () => {
         let t = clock.now().getTime();
         if (first) {
+          first = false;
           await sim.subscribe(openid);
           t += between(20_000, 600_000);
         }
-        for (let c = 0; c < step.codes; c++) {
-          const code = takeCode();
-          clock.set(new Date(Math.max(t, clock.now().getTime())));
+        const codes = step.codes === 1 ? [takeCode()] : takeRun(step.codes);
+        for (const code of codes) {
+          await waitUntil(t);
           if (viaMp) {
             if (rnd() < 0.08) {
               const k = Math.floor(rnd() * 12);
               await mpCall(openid, '/api/mp/redemptions', { code: code.slice(0, k) + (code[k] === 'A' ? 'B' : 'A') + code.slice(k + 1) });
-              clock.set(new Date(clock.now().getTime() + between(10_000, 40_000)));
+              await sleep(between(10_000, 40_000));
             }
             await mpRedeem(openid, code, answers, () => 2 * human());
             t = clock.now().getTime() + between(40_000, 180_000);
@@ -307,7 +342,7 @@ async function main() {
             const wrongChar = code[k] === 'A' ? 'B' : 'A';
             await send(openid, code.slice(0, k) + wrongChar + code.slice(k + 1));
             t += between(10_000, 40_000);
-            clock.set(new Date(Math.max(t, clock.now().getTime())));
+            await waitUntil(t);
           }
           const reply = await redeem(openid, code);
           t = await answerAll(openid, reply, answers, human, t);
@@ -332,7 +367,7 @@ async function main() {
       let t = clock.now().getTime() + 5_000;
       const valid = new Set(leaked);
       for (const code of list) {
-        clock.set(new Date(Math.max(t, clock.now().getTime())));
+        await waitUntil(t);
         const reply = valid.has(code) ? await redeem(openid, code) : await send(openid, code);
         const wait = /请于 (\d{4}-\d\d-\d\d \d\d:\d\d) 后再试/.exec(reply);
         if (wait) {
@@ -373,7 +408,7 @@ async function main() {
           if (s === 0 && !viaMp) await sim.subscribe(openid);
           let t = clock.now().getTime() + between(30_000, 120_000);
           for (const code of codes.slice(s * 2, s * 2 + 2)) {
-            clock.set(new Date(Math.max(t, clock.now().getTime())));
+            await waitUntil(t);
             if (viaMp) {
               await mpRedeem(openid, code, answers, () => between(4_000, 12_000));
             } else {
@@ -403,7 +438,7 @@ async function main() {
       at(t0 + b * 2 * 3_600_000, async () => {
         let t = clock.now().getTime();
         for (const code of codes) {
-          clock.set(new Date(Math.max(t, clock.now().getTime())));
+          await waitUntil(t);
           if (viaMp) {
             await mpRedeem(openid, code, answers, () => between(8_000, 20_000));
             t = clock.now().getTime() + between(15_000, 25_000);
@@ -430,7 +465,7 @@ async function main() {
       await sim.subscribe(openid);
       let t = clock.now().getTime() + 3_000;
       for (const code of codes) {
-        clock.set(new Date(Math.max(t, clock.now().getTime())));
+        await waitUntil(t);
         const reply = await redeem(openid, code);
         t = await answerAll(openid, reply, answers, () => between(200, 800), t);
         await givePhoneIfAsked(openid);
@@ -440,11 +475,17 @@ async function main() {
   }
 
   /* ---- run ---- */
-  queue.sort((a, b) => a.at - b.at || a.seq - b.seq);
-  for (const e of queue) {
+  while (timers.length > 0 && failure === undefined) {
+    let k = 0;
+    for (let j = 1; j < timers.length; j++) if (timers[j]!.at < timers[k]!.at || (timers[j]!.at === timers[k]!.at && timers[j]!.seq < timers[k]!.seq)) k = j;
+    const e = timers.splice(k, 1)[0]!;
     clock.set(new Date(Math.max(e.at, clock.now().getTime())));
-    await e.run();
+    await new Promise<void>((done) => {
+      endTurn = done;
+      e.wake();
+    });
   }
+  if (failure !== undefined) throw failure;
   await services.bot.drain();
   await services.fulfilment.idle();
 
@@ -456,7 +497,15 @@ async function main() {
   const farmHeldAtPhone = await ctx.database.query<{ openid: string; n: number }>(sql`SELECT openid, count(*)::int AS n FROM fraud_reviews r WHERE NOT EXISTS (SELECT 1 FROM fraud_decisions d WHERE d.id = r.decision_id AND d.draw_id IS NULL) GROUP BY openid`);
   void farmHeldAtPhone;
   const by: Record<Pattern, { won: number; held: number }> = { honest: { won: 0, held: 0 }, guesser: { won: 0, held: 0 }, farm: { won: 0, held: 0 }, reseller: { won: 0, held: 0 }, bot: { won: 0, held: 0 } };
-  if (process.env.FRAUD_SIM_DEBUG) for (const r of rows) if (pattern.get(r.openid) === 'farm' || pattern.get(r.openid) === 'reseller') console.error(r.openid, r.won, r.held);
+  if (process.env.FRAUD_SIM_DEBUG) {
+    // Every attack prize that was paid: who, when (Shanghai time), what, and the risk the redemption recorded.
+    const paid = await ctx.database.query<{ openid: string; at: string; kind: string; risk: unknown; n: number }>(sql`
+      SELECT d.openid, d.created_at::text AS at, p.kind, r.risk,
+        (SELECT count(*)::int FROM draws d2 WHERE d2.openid = d.openid AND d2.id <= d.id) AS n
+      FROM draws d JOIN campaign_prizes p ON p.id = d.prize_id JOIN redemptions r ON r.id = d.redemption_id
+      WHERE d.outcome = 'won' AND NOT EXISTS (SELECT 1 FROM fraud_reviews v WHERE v.draw_id = d.id) ORDER BY d.openid, d.id`);
+    for (const r of paid) if (pattern.get(r.openid) && pattern.get(r.openid) !== 'honest') console.error('paid', pattern.get(r.openid), r.openid, `#${r.n}`, r.at.slice(5, 19), r.kind, JSON.stringify(r.risk));
+  }
   for (const r of rows) {
     const p = pattern.get(r.openid);
     if (!p) continue;

@@ -32,7 +32,17 @@ const cases: Array<{ name: string; feature: (typeof FEATURES)[number]; mild: Par
   { name: 'identical golden answers across accounts (bots)', feature: 'answerPrint', mild: { answerPrint: 5 }, strong: { answerPrint: 9 }, strongDecision: 'hold' },
   { name: 'a flood of typos', feature: 'typos', mild: { typos: 10 }, strong: { typos: 16, wrongRate: 13 }, strongDecision: 'hold' },
   { name: 'wrong attempts per minute', feature: 'wrongRate', mild: { wrongRate: 6 }, strong: { wrongRate: 13, unknownCodes: 4 }, strongDecision: 'hold' },
+  { name: 'codes from scattered packs within the hour (bought codes)', feature: 'scatteredCodes', mild: { scatteredCodes: 3 }, strong: { scatteredCodes: 4 }, strongDecision: 'hold' },
+  { name: 'a block by score ended this week (a returning reseller)', feature: 'recentBlock', mild: { recentBlock: 1, hour: 12 }, strong: { recentBlock: 1, scatteredCodes: 3 }, strongDecision: 'hold' },
 ];
+
+t.test('signal: print neighbourhoods — a six-pack and two single packs in an hour are honest; the fourth scattered code holds', async (t) => {
+  t.equal(score(f({ scatteredCodes: 1, redeemHour: 6 }), m).reasons.some((r) => r.feature === 'scatteredCodes'), false, 'one multipack: nothing');
+  t.equal(decide(score(f({ scatteredCodes: 2 }), m), m, 'cash'), 'allow', 'two packs bought on their own');
+  t.equal(decide(score(f({ scatteredCodes: 3 }), m), m, 'cash'), 'allow', 'three: counted, still paid');
+  t.equal(decide(score(f({ scatteredCodes: 4 }), m), m, 'points'), 'hold');
+  t.equal(decide(score(f({ recentBlock: 1 }), m), m, 'points'), 'hold', 'after a block, a reviewer sees the prizes for a week');
+});
 
 for (const c of cases) {
   t.test(`signal: ${c.name} raises the score, is the top reason, and decides`, async (t) => {
@@ -46,12 +56,15 @@ for (const c of cases) {
   });
 }
 
-t.test('signal: typed too fast counts, but typing speed alone never holds (capped)', async (t) => {
+t.test('signal: typed too fast counts, holds a prize for review, but typing speed alone never blocks (capped)', async (t) => {
   const s = score(f({ fastAnswers: 3 }), m);
   t.equal(s.reasons[0]?.feature, 'fastAnswers');
   t.same(score(f({ fastAnswers: 30 }), m).score, s.score, 'capped at three answers');
-  t.equal(decide(score(f({ fastAnswers: 30 }), m), m, 'cash'), 'allow');
-  t.equal(decide(score(f({ fastAnswers: 3, answerPrint: 6 }), m), m, 'points'), 'hold', 'with identical answers across accounts it holds');
+  t.equal(decide(score(f({ fastAnswers: 30 }), m), m, 'points'), 'hold', 'three instant answers: a reviewer looks');
+  t.equal(decide(score(f({ fastAnswers: 1 }), m), m, 'cash'), 'allow', 'one quick answer is a fast typist');
+  t.equal(decide(score(f({ fastAnswers: 2 }), m), m, 'points'), 'allow', 'two: points are paid');
+  t.equal(decide(score(f({ fastAnswers: 2 }), m), m, 'cash'), 'hold', 'two: cash waits');
+  t.equal(decide(score(f({ fastAnswers: 3, answerPrint: 6 }), m), m, 'points'), 'block', 'with identical answers across accounts it blocks');
 });
 
 t.test('signal: account age — a brand-new follower counts a little, an unknown age nothing', async (t) => {
@@ -85,7 +98,7 @@ t.test('reasons: at most three, largest contribution first', async (t) => {
 });
 
 t.test('decide: cash has a lower hold threshold than points; block is above both', async (t) => {
-  const s = score(f({ unknownCodes: 3, accountAgeMin: 1, fastAnswers: 1 }), m);
+  const s = score(f({ unknownCodes: 3, accountAgeMin: 1, typos: 8 }), m);
   t.equal(decide(s, m, 'points'), 'allow', `score ${s.score}`);
   t.equal(decide(s, m, 'cash'), 'hold');
 });
@@ -93,7 +106,7 @@ t.test('decide: cash has a lower hold threshold than points; block is above both
 t.test('the score is pure and monotone in every signal', async (t) => {
   const base = f({ unknownCodes: 2, redeemHour: 7 });
   t.same(score(base, m), score({ ...base }, m));
-  for (const k of ['unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'sharedPhone', 'sharedDevice', 'answerPrint', 'fastAnswers', 'campaignBurst'] as const) {
+  for (const k of ['unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'sharedPhone', 'sharedDevice', 'answerPrint', 'fastAnswers', 'campaignBurst', 'scatteredCodes', 'recentBlock'] as const) {
     t.ok(score({ ...base, [k]: (base[k] as number) + 5 }, m).score >= score(base, m).score, k);
   }
 });

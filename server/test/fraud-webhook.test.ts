@@ -149,6 +149,32 @@ t.test('code reseller: a burst of valid codes from one account — later prizes 
   t.match(detail.history, { redemptions: paid + held });
 });
 
+t.test('bought codes: codes from scattered packs within an hour are held from the fourth; a six-pack of print neighbours is paid', async (t) => {
+  const s = await setup(t, [{ name: '10积分', kind: 'points', value: 10, weight: 1 }], { codes: 400 });
+  const redeem = async (openid: string, code: string, first: boolean) => {
+    const r = first ? (await s.sim.text(openid, code), await s.answerSlowly(openid, '陈刚', '3')) : await s.sim.text(openid, code);
+    return /暂时无法参与兑奖/.test(r.content!) ? 'blocked' : /审核中/.test(r.content!) ? 'held' : /恭喜您抽中【10积分】/.test(r.content!) ? 'paid' : r.content!;
+  };
+  // A six-pack: six codes printed one after another (seq 350–355), redeemed a minute apart.
+  const pack: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    pack.push(await redeem('oSixPack', s.codes[350 + i]!, i === 0));
+    s.clock.advance(60_000);
+  }
+  t.same(pack, ['paid', 'paid', 'paid', 'paid', 'paid', 'paid'], 'one multipack is one neighbourhood');
+  // Bought codes: print positions 0, 100, 200, … (each from another pack), at the same pace.
+  const bought: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    bought.push(await redeem('oBuyer', s.codes[i * 70]!, i === 0));
+    s.clock.advance(60_000);
+  }
+  t.same(bought.slice(0, 3), ['paid', 'paid', 'paid'], 'up to three packs bought on their own pass');
+  t.not(bought[3], 'paid', 'the fourth scattered code is not paid');
+  t.not(bought[4], 'paid');
+  const [d] = await s.q<{ reasons: Array<{ feature: string }> }>(`SELECT reasons FROM fraud_decisions WHERE openid = 'oBuyer' ORDER BY id LIMIT 1`);
+  t.equal(d!.reasons[0]!.feature, 'scatteredCodes', 'named as the reason');
+});
+
 t.test('account farm: accounts sharing one phone — beyond a couple, their top-ups wait for review (told kindly), then their codes are refused', async (t) => {
   const s = await setup(t, [{ name: '10元话费', kind: 'topup', value: 1000, weight: 1, totalStock: 20 }]);
   const farm = ['oFarm1', 'oFarm2', 'oFarm3', 'oFarm4'];
@@ -176,10 +202,10 @@ t.test('account farm: accounts sharing one phone — beyond a couple, their top-
   t.equal(await count(s.database, 'codes', 'redeemed_at IS NOT NULL'), 4, 'the refused code stays unused');
 });
 
-t.test('bots: identical golden answers typed instantly across accounts — once the set repeats, the prizes are held', async (t) => {
+t.test('bots: golden answers typed instantly are held from the first account; answers at a human pace are not', async (t) => {
   const s = await setup(t, [{ name: '现金红包 2元', kind: 'cash', value: 200, weight: 1, totalStock: 20 }]);
   const results: boolean[] = [];
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 5; i++) {
     const openid = `oBot${i}`;
     await s.sim.text(openid, s.codes[i]!);
     await s.sim.text(openid, '张伟');
@@ -188,10 +214,19 @@ t.test('bots: identical golden answers typed instantly across accounts — once 
     results.push(/审核/.test(r.content!));
     s.clock.advance(3_000);
   }
-  t.same(results.slice(0, 3), [false, false, false], 'three identical answer sets may be a coincidence');
-  t.same(results.slice(3), [true, true, true], 'from the fourth on the cash waits for review');
-  const [d] = await s.q<{ reasons: Array<{ feature: string }> }>(`SELECT reasons FROM fraud_decisions WHERE openid = 'oBot5'`);
-  t.ok(d!.reasons.some((x) => x.feature === 'answerPrint') && d!.reasons.some((x) => x.feature === 'fastAnswers'));
+  t.same(results, [true, true, true, true, true], 'two answers, each within 2 s of its question: the cash waits for review');
+  const [d] = await s.q<{ reasons: Array<{ feature: string }> }>(`SELECT reasons FROM fraud_decisions WHERE openid = 'oBot4'`);
+  t.ok(d!.reasons.some((x) => x.feature === 'answerPrint') && d!.reasons.some((x) => x.feature === 'fastAnswers'), 'the repeated answer set is among the reasons');
+
+  // Answers typed by a person (seconds per question) are nobody's business.
+  const openid = 'oPerson';
+  await s.sim.text(openid, s.codes[5]!);
+  s.clock.advance(6_000);
+  await s.sim.text(openid, '李娜');
+  s.clock.advance(5_000);
+  const r = await s.sim.text(openid, '3');
+  t.match(r.content, /恭喜您抽中【现金红包 2元】/);
+  t.notMatch(r.content, /审核/, 'paid at once');
 });
 
 t.test('blacklist: CRUD and import (all or nothing); a blacklisted openid is refused before the lookup and its code stays unused', async (t) => {

@@ -343,7 +343,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
           throw err;
         }
       }
-      await deps.fraud?.afterRedeem(openid, row!.campaign_id!, row!.day_count, now, row!.total);
+      await deps.fraud?.afterRedeem(openid, row!.campaign_id!, row!.day_count, now, row!.total, { batchId: row!.batch_id, seq: row!.code_seq });
       deps.onRedeemed?.(openid, row!.redemption_id, row!.campaign_id!);
       return view(openid, await own(openid, row!.redemption_id));
     },

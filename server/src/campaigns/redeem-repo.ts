@@ -58,6 +58,9 @@ export interface RedeemRow {
   fused_outcome: 'won' | 'lost' | 'out_of_stock' | null;
   balance: string | number | null;
   campaign_id: number | null;
+  /** The code's batch and print position (anti-fraud: codes of one multipack are print neighbours). */
+  batch_id: number | null;
+  code_seq: number | null;
   batch_status: string | null;
   campaign_status: string | null;
   starts_at: Date | string | null;
@@ -149,10 +152,10 @@ const REDEEM_SQL = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, key text, openid text, at timestamptz, day date, fuse jsonb)
 ), hit AS (
-  SELECT c.key, c.batch_id, c.prize_id, c.redeemed_by, c.redeemed_at FROM codes c
+  SELECT c.key, c.batch_id, c.seq, c.prize_id, c.redeemed_by, c.redeemed_at FROM codes c
   WHERE c.key = ANY(ARRAY(SELECT decode(key, 'hex') FROM input))
 ), info AS (
-  SELECT i.ord, i.openid, i.at, i.day, i.fuse, h.key, h.batch_id, h.prize_id, h.redeemed_by, h.redeemed_at,
+  SELECT i.ord, i.openid, i.at, i.day, i.fuse, h.key, h.batch_id, h.seq, h.prize_id, h.redeemed_by, h.redeemed_at,
          b.status AS batch_status, b.campaign_id, cp.status AS campaign_status, cp.starts_at, cp.ends_at,
          cp.redemptions_per_day AS per_day, cp.draws_per_campaign AS per_campaign
   FROM input i
@@ -220,7 +223,7 @@ WITH input AS (
          d.id AS draw_id, CASE WHEN g0.outcome = 'won' THEN 'draw:' ELSE 'consolation:' END || d.id AS points_key, g0.ord
   FROM g0 JOIN d ON d.redemption_id = g0.redemption_id
 ${DRAW_TAIL}
-SELECT i.ord, red.id::text AS redemption_id, g.draw_id::text AS draw_id, g.outcome AS fused_outcome, acct.balance, info.campaign_id, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
+SELECT i.ord, red.id::text AS redemption_id, g.draw_id::text AS draw_id, g.outcome AS fused_outcome, acct.balance, info.campaign_id, info.batch_id, info.seq AS code_seq, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
   info.redeemed_by, info.redeemed_at, (lim.openid IS NOT NULL) AS counted, (cand.ord IS NOT NULL) AS candidate,
   u2.day::text AS c_day, u2.day_count, u2.total, info.per_day, info.per_campaign, info.prize_id AS deck_prize_id,
   CASE WHEN red.id IS NULL OR g.draw_id IS NOT NULL THEN '[]'::jsonb ELSE

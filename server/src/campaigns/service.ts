@@ -264,7 +264,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     }
     const c = await campaign(row.campaign_id!);
     if (!c) throw new Error(`campaign ${row.campaign_id} vanished`);
-    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now, row.total);
+    await deps.fraud?.afterRedeem(openid, c.id, row.day_count, now, row.total, { batchId: row.batch_id, seq: row.code_seq });
     deps.onRedeemed?.(openid, row.redemption_id, c.id);
     if (row.draw_id) {
       // Drawn in the same statement.

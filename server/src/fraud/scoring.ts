@@ -8,7 +8,7 @@
 
 export const FEATURES = [
   'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'redeemTotal', 'newAccount', 'sharedPhone',
-  'sharedDevice', 'sharedIp', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly',
+  'sharedDevice', 'sharedIp', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly', 'scatteredCodes', 'recentBlock',
 ] as const;
 export type FeatureName = (typeof FEATURES)[number];
 
@@ -46,6 +46,13 @@ export interface Features {
   campaignBurst: number;
   /** Won prizes claimed only when they were cash (others abandoned): 1, else 0. */
   cashOnly: number;
+  /**
+   * Print neighbourhoods among the user's codes of about the last hour: codes of one multipack leave the line together
+   * and are print neighbours (one neighbourhood), bought codes were harvested from many packs (one each).
+   */
+  scatteredCodes: number;
+  /** A block by score ended within the last week: 1, else 0. */
+  recentBlock: number;
 }
 
 export interface FraudModel {
@@ -57,6 +64,10 @@ export interface FraudModel {
   allowances: {
     unknownCodes: number; typos: number; wrongRate: number; redeemHour: number; redeemDay: number; redeemTotal: number;
     newAccountMin: number; sharedPhone: number; sharedDevice: number; sharedIp: number; answerPrint: number; nightFrom: number; nightTo: number; campaignBurst: number;
+    /** Neighbourhoods a person may bring in an hour (a multipack and a pack or two bought on their own). */
+    scatteredCodes: number;
+    /** Print positions within which two codes of one batch are neighbours (one multipack, one carton). */
+    printSpan: number;
   };
   /** Each excess is capped so that one runaway signal cannot hide the others in the reasons. */
   cap: number;
@@ -77,11 +88,12 @@ export const DEFAULT_MODEL: FraudModel = {
   bias: -4,
   weights: {
     blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 1.0, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
-    sharedPhone: 4, sharedDevice: 2.0, sharedIp: 0.4, answerPrint: 0.9, fastAnswers: 0.9, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
+    sharedPhone: 4, sharedDevice: 2.0, sharedIp: 0.4, answerPrint: 0.9, fastAnswers: 1.8, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
+    scatteredCodes: 2.0, recentBlock: 4,
   },
   allowances: {
     unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 4, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 2, sharedIp: 6,
-    answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3,
+    answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3, scatteredCodes: 2, printSpan: 50,
   },
   cap: 10,
   thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 } },
@@ -123,11 +135,14 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
     // Models saved before this feature existed have no allowance for it: the default applies.
     sharedIp: excess(f.sharedIp ?? 0, a.sharedIp ?? 6, m.cap),
     answerPrint: excess(f.answerPrint, a.answerPrint, m.cap),
-    // Typing speed alone never holds anyone (fast typists, voice input, autofill): at most 3 count.
+    // At most 3 count: typing speed alone can hold a prize for a reviewer (three answers, each within 2 s of its
+    // question, is a script or a copy-paste farm) but never blocks anyone.
     fastAnswers: Math.min(f.fastAnswers, 3),
     nightHour: night ? 1 : 0,
     campaignBurst: excess(f.campaignBurst, a.campaignBurst, m.cap),
     cashOnly: f.cashOnly > 0 ? 1 : 0,
+    scatteredCodes: excess(f.scatteredCodes ?? 0, a.scatteredCodes ?? 2, m.cap),
+    recentBlock: f.recentBlock > 0 ? 1 : 0,
   };
 }
 
@@ -135,7 +150,7 @@ const RAW: Record<FeatureName, (f: Features) => number> = {
   blacklisted: (f) => f.blacklisted, unknownCodes: (f) => f.unknownCodes, typos: (f) => f.typos, wrongRate: (f) => f.wrongRate,
   redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, redeemTotal: (f) => f.redeemTotal, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
   sharedDevice: (f) => f.sharedDevice, sharedIp: (f) => f.sharedIp, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
-  campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly,
+  campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly, scatteredCodes: (f) => f.scatteredCodes, recentBlock: (f) => f.recentBlock,
 };
 
 /** The score and its top reasons. Pure: the same features and model always give the same result. */
@@ -177,7 +192,7 @@ export function cooldownFor(wrongInWindow: number, level: number, m: FraudModel)
 export function cleanFeatures(hour = 12): Features {
   return {
     blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, redeemTotal: 1, accountAgeMin: null, sharedPhone: 0,
-    sharedDevice: 0, sharedIp: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0,
+    sharedDevice: 0, sharedIp: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0, scatteredCodes: 1, recentBlock: 0,
   };
 }
 

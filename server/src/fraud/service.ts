@@ -86,6 +86,8 @@ interface Mem {
   typoRate: number;
   typoAt: number;
   lastBlockRecorded: number;
+  /** The user's last redeemed codes: batch, print position, time (scatteredCodes). */
+  codes: Array<{ batch: number; seq: number; at: number }>;
 }
 
 const HOUR = 3_600_000;
@@ -93,6 +95,7 @@ const MEM_MAX = 200_000;
 const localHour = (d: Date) => (d.getUTCHours() + 8) % 24;
 const localDay = (d: Date) => new Date(d.getTime() + 8 * HOUR).toISOString().slice(0, 10);
 const ms = (d: Date | string | null | undefined) => (d ? new Date(d).getTime() : null);
+const blockedUntilMs = (st: { blocked_until: Date | string | null }) => ms(st.blocked_until);
 const decay = (rate: number, at: number, now: number, tau: number) => (rate > 0 ? rate * Math.exp(-Math.max(now - at, 0) / tau) : 0);
 
 function formatLocal(d: Date): string {
@@ -185,7 +188,7 @@ export function createFraudService(deps: FraudDeps) {
     let m = mems.get(openid);
     if (!m) {
       if (mems.size >= MEM_MAX) mems.delete(mems.keys().next().value!);
-      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0 };
+      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0, codes: [] };
       mems.set(openid, m);
     }
     return m;
@@ -200,6 +203,20 @@ export function createFraudService(deps: FraudDeps) {
     const short = decay(b.short, b.at, now, 60_000);
     const long = decay(b.long, b.at, now, HOUR) / 60;
     return short / Math.max(long, 5);
+  }
+
+  /** Print neighbourhoods among the codes of the last hour (codes within `printSpan` positions of one batch: one). */
+  function neighbourhoods(m: Mem | undefined, t: number): number {
+    if (!m || m.codes.length === 0) return 0;
+    const recent = m.codes.filter((c) => t - c.at < HOUR).sort((a, b) => a.batch - b.batch || a.seq - b.seq);
+    const span = model.allowances.printSpan ?? 50;
+    let n = 0;
+    for (let i = 0; i < recent.length; i++) {
+      const c = recent[i]!;
+      const p = recent[i - 1];
+      if (!p || p.batch !== c.batch || c.seq - p.seq > span) n++;
+    }
+    return n;
   }
 
   /* ---- features ---- */
@@ -231,6 +248,11 @@ export function createFraudService(deps: FraudDeps) {
       hour: localHour(now),
       campaignBurst: campaignBurst(campaignId, t),
       cashOnly: 0,
+      // Before the lookup the code's print position is unknown: counted as a pack of its own (the worst case), so that
+      // a score this could lift above a hold threshold turns the fused draw off and the draw decides with the truth.
+      scatteredCodes: neighbourhoods(m, t) + (counting ? 1 : 0),
+      // Blocked by score until a moment of the last week (a blacklist block never ends this way).
+      recentBlock: st && blockedUntilMs(st) !== null && blockedUntilMs(st)! <= t && t - blockedUntilMs(st)! < 7 * 24 * HOUR ? 1 : 0,
     };
   }
 
@@ -418,9 +440,13 @@ export function createFraudService(deps: FraudDeps) {
     },
 
     /** After a redemption: velocity. Written to the database only close to an allowance. */
-    async afterRedeem(openid: string, campaignId: number, dayCount: number | null, now: Date, total?: number | null): Promise<void> {
+    async afterRedeem(openid: string, campaignId: number, dayCount: number | null, now: Date, total?: number | null, code?: { batchId: number | null; seq: number | null }): Promise<void> {
       const t = now.getTime();
       const m = mem(openid);
+      if (code && code.batchId !== null && code.seq !== null) {
+        m.codes.push({ batch: code.batchId, seq: code.seq, at: t });
+        if (m.codes.length > 16) m.codes.shift();
+      }
       m.redeemRate = decay(m.redeemRate, m.redeemAt, t, HOUR) + 1;
       m.redeemAt = t;
       m.day = localDay(now);

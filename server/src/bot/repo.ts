@@ -59,6 +59,8 @@ const CLAIM_SQL = `
       ), f AS (
         -- Skipped when the stored times are at most FOLLOWER_SLACK old (see followers/tables.ts): a user sending
         -- several messages a minute costs one follower write, not one per message. A plain read, no row lock.
+        -- OFFSET 0 keeps each NOT EXISTS a primary-key probe per row: as an anti-join, the generic plan (100 rows
+        -- guessed for the batch) hash-joined a sequential scan of the whole table.
         INSERT INTO followers (openid, subscribed, first_seen_at, last_interaction_at, last_message_at, subscribe_count)
         SELECT x.openid, x.is_user, x.first_at, x.last_at, x.last_msg, 0 FROM (
           SELECT openid, bool_or(is_user) AS is_user, min(received_at) AS first_at, max(received_at) AS last_at,
@@ -66,7 +68,7 @@ const CLAIM_SQL = `
           FROM c GROUP BY openid) x
         WHERE NOT EXISTS (SELECT 1 FROM followers fo WHERE fo.openid = x.openid
           AND fo.last_interaction_at >= x.last_at - interval '${FOLLOWER_SLACK_S} seconds'
-          AND (x.last_msg IS NULL OR fo.last_message_at >= x.last_msg - interval '${FOLLOWER_SLACK_S} seconds'))
+          AND (x.last_msg IS NULL OR fo.last_message_at >= x.last_msg - interval '${FOLLOWER_SLACK_S} seconds') OFFSET 0)
         ORDER BY x.openid
         ON CONFLICT (openid) DO UPDATE SET
           last_interaction_at = GREATEST(followers.last_interaction_at, EXCLUDED.last_interaction_at),
@@ -81,7 +83,7 @@ const CLAIM_SQL = `
           SELECT openid, g_scene, max(received_at) AS granted_at, max(g_expires) AS expires_at, max(g_quota) AS quota, min(g_slack_s) AS slack_s
           FROM c WHERE g_scene IS NOT NULL GROUP BY openid, g_scene) x
         WHERE NOT EXISTS (SELECT 1 FROM cs_grants cg WHERE cg.openid = x.openid AND cg.scene = x.g_scene AND cg.used = 0
-          AND cg.quota IS NOT DISTINCT FROM x.quota AND cg.expires_at >= x.expires_at - make_interval(secs => x.slack_s))
+          AND cg.quota IS NOT DISTINCT FROM x.quota AND cg.expires_at >= x.expires_at - make_interval(secs => x.slack_s) OFFSET 0)
         ORDER BY x.openid, x.g_scene
         ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0
         RETURNING 1

@@ -172,3 +172,24 @@ t.test('top-ups are held as early as cash: a seventh code within the hour holds 
   const sixPack = score(f({ redeemHour: 6, redeemDay: 6, redeemTotal: 6 }), m);
   for (const kind of ['points', 'topup', 'cash']) t.equal(decide(sixPack, m, kind), 'allow', `${kind} ${sixPack.score}`);
 });
+
+t.test('sharing alone holds but never blocks; with another signal strong enough it blocks', async (t) => {
+  const farm = score(f({ sharedDevice: 9, sharedIp: 20, newOnDevice: 8 }), m);
+  t.ok(farm.score >= m.thresholds.block, `score ${farm.score} is past the block threshold`);
+  t.equal(farm.sharingOnly, true);
+  t.equal(decide(farm, m, 'points'), 'hold', 'a reviewer decides');
+  const guessingFarm = score(f({ sharedDevice: 9, unknownCodes: 8 }), m);
+  t.equal(guessingFarm.sharingOnly, false);
+  t.equal(decide(guessingFarm, m, 'points'), 'block');
+  t.equal(score(f({ unknownCodes: 8 }), m).sharingOnly, false, 'no sharing signal: nothing to discount');
+});
+
+t.test('signal: new accounts on one phone within a day — a partner counts a little, the third holds (capped: never blocks alone)', async (t) => {
+  t.equal(score(f({ newOnDevice: 1 }), m).reasons.length, 0, 'the owner');
+  t.equal(decide(score(f({ newOnDevice: 2, sharedDevice: 2 }), m), m, 'cash'), 'allow', 'the owner and a partner');
+  const third = score(f({ newOnDevice: 3, sharedDevice: 3 }), m);
+  t.ok(third.reasons.some((r) => r.feature === 'newOnDevice'), 'named among the reasons');
+  t.equal(decide(third, m, 'points'), 'hold');
+  t.same(score(f({ newOnDevice: 30 }), m).score, score(f({ newOnDevice: 3 }), m).score, 'capped at two beyond the allowance');
+  t.equal(decide(score(f({ newOnDevice: 30, sharedDevice: 30 }), m), m, 'points'), 'hold', 'a device alone never blocks');
+});

@@ -203,6 +203,12 @@ export function createFraudRepo(db: Db) {
         ON CONFLICT (kind, value_hash) DO UPDATE SET accounts = i.accounts + EXCLUDED.accounts
         RETURNING kind, value_hash, accounts`));
     },
+    /** Accounts first seen on an identifier since `since`, this one included (counted up to `max`). */
+    async arrivalsSince(kind: string, hash: string, since: Date, max = 50): Promise<number> {
+      const [r] = rowsOf<{ n: number }>(await db.execute(sql`
+        SELECT count(*)::int AS n FROM (SELECT 1 FROM fraud_identifier_accounts WHERE kind = ${kind} AND value_hash = ${hash} AND first_at >= ${iso(since)} LIMIT ${max}) x`));
+      return r?.n ?? 0;
+    },
     /** Every account seen on this identifier (or `only` that one) gets its account count and is flagged (read before its next code). */
     async flagIdentifierAccounts(kind: string, hash: string, n: number, column: 'shared_device' | 'shared_ip', now: Date, only?: string): Promise<string[]> {
       const col = column === 'shared_ip' ? sql`shared_ip` : sql`shared_device`;

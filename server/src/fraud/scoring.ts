@@ -8,7 +8,7 @@
 
 export const FEATURES = [
   'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'redeemTotal', 'newAccount', 'sharedPhone',
-  'sharedDevice', 'sharedIp', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly', 'scatteredCodes', 'recentBlock',
+  'sharedDevice', 'sharedIp', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly', 'scatteredCodes', 'recentBlock', 'newOnDevice',
 ] as const;
 export type FeatureName = (typeof FEATURES)[number];
 
@@ -53,6 +53,8 @@ export interface Features {
   scatteredCodes: number;
   /** A block by score ended within the last week: 1, else 0. */
   recentBlock: number;
+  /** Accounts first seen on this account's device (mini program) within the last 24 h, this one included. */
+  newOnDevice: number;
 }
 
 export interface FraudModel {
@@ -68,6 +70,8 @@ export interface FraudModel {
     scatteredCodes: number;
     /** Print positions within which two codes of one batch are neighbours (one multipack, one carton). */
     printSpan: number;
+    /** New accounts one phone may bring in a day (the owner's; a second is a partner trying the app). */
+    newOnDevice: number;
   };
   /** Each excess is capped so that one runaway signal cannot hide the others in the reasons. */
   cap: number;
@@ -89,11 +93,11 @@ export const DEFAULT_MODEL: FraudModel = {
   weights: {
     blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 1.0, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
     sharedPhone: 4, sharedDevice: 2.0, sharedIp: 0.4, answerPrint: 0.9, fastAnswers: 1.8, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
-    scatteredCodes: 2.0, recentBlock: 4,
+    scatteredCodes: 2.0, recentBlock: 4, newOnDevice: 1.0,
   },
   allowances: {
     unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 4, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 2, sharedIp: 6,
-    answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3, scatteredCodes: 2, printSpan: 50,
+    answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3, scatteredCodes: 2, printSpan: 50, newOnDevice: 1,
   },
   cap: 10,
   thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 } },
@@ -113,7 +117,19 @@ export interface Score {
   /** Up to three, largest contribution first. */
   reasons: Reason[];
   modelVersion: number;
+  /**
+   * The score would stay below the block threshold without the device signals (accounts on one device or IP, new
+   * accounts on one device): sharing a device alone holds prizes for a reviewer but never blocks.
+   */
+  sharingOnly: boolean;
 }
+
+/**
+ * Accounts on one device or IP: evidence for a reviewer, not a verdict (families, wifi, carrier NAT, two households
+ * with the same phone model behind one NAT). A phone *number* typed by several accounts is not in this set: beyond a
+ * couple it is the farm pattern itself, and it may block.
+ */
+const SHARING: ReadonlySet<FeatureName> = new Set(['sharedDevice', 'sharedIp', 'newOnDevice']);
 
 const excess = (v: number, allowance: number, cap: number) => (v > allowance ? Math.min(v - allowance, cap) : 0);
 
@@ -143,6 +159,8 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
     cashOnly: f.cashOnly > 0 ? 1 : 0,
     scatteredCodes: excess(f.scatteredCodes ?? 0, a.scatteredCodes ?? 2, m.cap),
     recentBlock: f.recentBlock > 0 ? 1 : 0,
+    // At most 2 count: arrivals hold a prize for a reviewer (with the device's own count) but never block on their own.
+    newOnDevice: Math.min(excess(f.newOnDevice ?? 0, a.newOnDevice ?? 1, m.cap), 2),
   };
 }
 
@@ -150,13 +168,14 @@ const RAW: Record<FeatureName, (f: Features) => number> = {
   blacklisted: (f) => f.blacklisted, unknownCodes: (f) => f.unknownCodes, typos: (f) => f.typos, wrongRate: (f) => f.wrongRate,
   redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, redeemTotal: (f) => f.redeemTotal, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
   sharedDevice: (f) => f.sharedDevice, sharedIp: (f) => f.sharedIp, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
-  campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly, scatteredCodes: (f) => f.scatteredCodes, recentBlock: (f) => f.recentBlock,
+  campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly, scatteredCodes: (f) => f.scatteredCodes, recentBlock: (f) => f.recentBlock, newOnDevice: (f) => f.newOnDevice,
 };
 
 /** The score and its top reasons. Pure: the same features and model always give the same result. */
 export function score(f: Features, m: FraudModel): Score {
   const x = excesses(f, m);
   let z = m.bias;
+  let sharing = 0;
   const reasons: Reason[] = [];
   for (const name of FEATURES) {
     const v = x[name];
@@ -164,18 +183,19 @@ export function score(f: Features, m: FraudModel): Score {
     const c = (m.weights[name] ?? 0) * v;
     if (c === 0) continue;
     z += c;
+    if (SHARING.has(name)) sharing += c;
     if (c > 0) reasons.push({ feature: name, value: Math.round(RAW[name](f) * 100) / 100, contribution: Math.round(c * 1000) / 1000 });
   }
   if (reasons.length > 1) reasons.sort((a, b) => b.contribution - a.contribution);
   if (reasons.length > 3) reasons.length = 3;
-  return { score: 1 / (1 + Math.exp(-z)), reasons, modelVersion: m.version };
+  return { score: 1 / (1 + Math.exp(-z)), reasons, modelVersion: m.version, sharingOnly: sharing > 0 && 1 / (1 + Math.exp(-(z - sharing))) < m.thresholds.block };
 }
 
 export type Decision = 'allow' | 'hold' | 'block';
 
 /** allow / hold / block for a score; `prizeKind` (when the prize is known) may lower the hold threshold. */
 export function decide(s: Score, m: FraudModel, prizeKind?: string | null): Decision {
-  if (s.score >= m.thresholds.block) return 'block';
+  if (s.score >= m.thresholds.block && !s.sharingOnly) return 'block';
   const byKind = prizeKind ? (m.thresholds.holdByKind as Record<string, number | undefined>)[prizeKind] : undefined;
   if (s.score >= Math.min(m.thresholds.hold, byKind ?? 1)) return 'hold';
   return 'allow';
@@ -192,7 +212,7 @@ export function cooldownFor(wrongInWindow: number, level: number, m: FraudModel)
 export function cleanFeatures(hour = 12): Features {
   return {
     blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, redeemTotal: 1, accountAgeMin: null, sharedPhone: 0,
-    sharedDevice: 0, sharedIp: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0, scatteredCodes: 1, recentBlock: 0,
+    sharedDevice: 0, sharedIp: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0, scatteredCodes: 1, recentBlock: 0, newOnDevice: 0,
   };
 }
 

@@ -88,6 +88,9 @@ interface Mem {
   lastBlockRecorded: number;
   /** The user's last redeemed codes: batch, print position, time (scatteredCodes). */
   codes: Array<{ batch: number; seq: number; at: number }>;
+  /** Accounts new on this user's device within a day when it was first linked here, and when (newOnDevice). */
+  newOnDevice: number;
+  newOnDeviceAt: number;
 }
 
 const HOUR = 3_600_000;
@@ -188,7 +191,7 @@ export function createFraudService(deps: FraudDeps) {
     let m = mems.get(openid);
     if (!m) {
       if (mems.size >= MEM_MAX) mems.delete(mems.keys().next().value!);
-      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0, codes: [] };
+      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0, codes: [], newOnDevice: 0, newOnDeviceAt: 0 };
       mems.set(openid, m);
     }
     return m;
@@ -251,6 +254,7 @@ export function createFraudService(deps: FraudDeps) {
       // Before the lookup the code's print position is unknown: counted as a pack of its own (the worst case), so that
       // a score this could lift above a hold threshold turns the fused draw off and the draw decides with the truth.
       scatteredCodes: neighbourhoods(m, t) + (counting ? 1 : 0),
+      newOnDevice: m && t - m.newOnDeviceAt < 24 * HOUR ? m.newOnDevice : 0,
       // Blocked by score until a moment of the last week (a blacklist block never ends this way).
       recentBlock: st && blockedUntilMs(st) !== null && blockedUntilMs(st)! <= t && t - blockedUntilMs(st)! < 7 * 24 * HOUR ? 1 : 0,
     };
@@ -579,6 +583,17 @@ export function createFraudService(deps: FraudDeps) {
         fresh.push({ kind, hash: counted });
       }
       const linked = await repo.linkIdentifiers(openid, fresh, now);
+      // Several accounts new on one phone within a day is a farm logging its accounts in, not a family (whose second
+      // account arrives once, over months): counted for the newcomer (per instance, like the hourly rate).
+      const device = fresh.find((f) => f.kind === 'device');
+      if (device && linked.some((r) => r.kind === 'device' && r.value_hash === device.hash && r.accounts > 1)) {
+        const n = await repo.arrivalsSince('device', device.hash, new Date(now.getTime() - 24 * HOUR));
+        if (n > model.allowances.newOnDevice) {
+          const m = mem(openid);
+          m.newOnDevice = n;
+          m.newOnDeviceAt = now.getTime();
+        }
+      }
       // Remembered only once written: a failed write is retried at the member's next request.
       for (const memo of memos) {
         if (seenIds.size >= MEM_MAX) seenIds.delete(seenIds.keys().next().value!);

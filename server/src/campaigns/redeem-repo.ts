@@ -180,9 +180,11 @@ WITH input AS (
   FROM cand JOIN lim ON lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
   WHERE c.key = ANY(ARRAY(SELECT key FROM cand)) AND c.key = cand.key AND c.redeemed_at IS NULL
   RETURNING cand.ord
-), won0 AS (
+), won0 AS MATERIALIZED (
   -- Redeemed now. The caller pre-drew for each campaign the code may belong to (\`fuse\`, keyed by campaign id);
   -- when the profile already unlocks the draw, the draw happens in this same statement (one commit).
+  -- MATERIALIZED: inlined, \`fused\` (two profile_answers subqueries) was evaluated once per reference below — four
+  -- times per code instead of once.
   SELECT cand.*, pk.pick,
     pk.pick IS NOT NULL
       AND (SELECT count(*) FROM profile_answers pa WHERE pa.openid = cand.openid

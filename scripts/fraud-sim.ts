@@ -7,8 +7,9 @@
  * ages are real. The campaign, its prizes and its codes are created through the public ops API.
  *
  * Populations (what each does is described in docs/FRAUD.md):
- *   honest    real consumers: 1–3 packs (some a six-pack), 8 % typo first, human typing pace, diverse answers,
- *             mostly daytime; top-up winners give their own phone (some couples share one)
+ *   honest    real consumers: 1–3 sittings of a pack (15 % two packs bought separately), or a six-pack in one
+ *             sitting, 8 % typo first, human typing pace, diverse answers, mostly daytime; top-up winners give their
+ *             own phone (some couples share one)
  *   guesser   scripts holding a leaked list (10 % valid codes among well-formed random ones), 1–3 s apart,
  *             waiting out every cool-down they are told about
  *   farm      account farms: 8 accounts per phone, new follows, 6 bought codes each at human pace, top-ups to the
@@ -313,7 +314,8 @@ async function main() {
     }
     const plan: Array<{ when: number; codes: number }> = sessions === 0
       ? [{ when: activeTime(Math.floor(rnd() * 3)), codes: 6 }]
-      : Array.from({ length: sessions }, (_, s) => ({ when: activeTime(Math.min(2, Math.floor(rnd() * 3) + s)), codes: 1 }));
+      // 15 % of sittings bring two packs bought separately (two shops, a pack from home): two unrelated codes.
+      : Array.from({ length: sessions }, (_, s) => ({ when: activeTime(Math.min(2, Math.floor(rnd() * 3) + s)), codes: rnd() < 0.15 ? -2 : 1 }));
     let first = true;
     for (const step of plan) {
       at(step.when, async () => {
@@ -323,7 +325,7 @@ async function main() {
           await sim.subscribe(openid);
           t += between(20_000, 600_000);
         }
-        const codes = step.codes === 1 ? [takeCode()] : takeRun(step.codes);
+        const codes = step.codes === 6 ? takeRun(6) : Array.from({ length: Math.abs(step.codes) }, takeCode);
         for (const code of codes) {
           await waitUntil(t);
           if (viaMp) {

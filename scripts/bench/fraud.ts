@@ -67,13 +67,16 @@ async function hooks() {
   const honest: number[] = [];
   roundTrips = 0;
   const cpu0 = process.cpuUsage();
-  // Honest users redeem a pack or two a day: each of these 20,000 users redeems once.
-  for (let i = 0; i < 20_000; i++) {
-    const openid = `oHot${i}`;
-    const now = new Date(clock.now().getTime() + i * 50);
+  // Honest users redeem a pack or two a day: 16,000 users, 12,000 of them once and 4,000 five codes of a six-pack (print
+  // neighbours) a minute apart — 32,000 redemptions, the print-neighbourhood count over the user's codes included.
+  for (let i = 0; i < 32_000; i++) {
+    const user = i < 12_000 ? i : 12_000 + Math.floor((i - 12_000) / 5);
+    const nth = i < 12_000 ? 0 : (i - 12_000) % 5;
+    const openid = `oHot${user}`;
+    const now = new Date(clock.now().getTime() + i * 50 + nth * 60_000);
     const a = performance.now();
     const gate = await fraud.beforeCode(openid, now);
-    await fraud.afterRedeem(openid, 1, 1, now, 1);
+    await fraud.afterRedeem(openid, 1, nth + 1, now, nth + 1, { batchId: 1, seq: user * 50 + nth });
     honest.push(performance.now() - a);
     if (gate.refuse) throw new Error('an honest user was refused');
   }
@@ -89,7 +92,7 @@ async function hooks() {
     flagged.push(performance.now() - a);
   }
   return {
-    honest: { p50: pct(honest, 50), p99: pct(honest, 99), cpuUsPerCall: (cpu.user + cpu.system) / 20_000, roundTripsPerCall: honestTrips / 20_000 },
+    honest: { p50: pct(honest, 50), p99: pct(honest, 99), cpuUsPerCall: (cpu.user + cpu.system) / 32_000, roundTripsPerCall: honestTrips / 32_000 },
     flagged: { p50: pct(flagged, 50), p99: pct(flagged, 99), roundTripsPerCall: roundTrips / 2000 },
   };
 }

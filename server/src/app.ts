@@ -284,6 +284,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     await bot.drain();
     await redemptionEarn.drain();
     await followers.drain();
+    await fraud.drain();
     await fulfilment.close();
     if (ownsDatabase) await database.close();
   });

@@ -187,6 +187,8 @@ export function createFraudService(deps: FraudDeps) {
   const isBlacklisted = (openid: string) => blacklist.size > 0 && blacklist.has(`openid:${openidHash(openid)}`);
 
   const mems = new Map<string, Mem>();
+  /** Velocity writes in flight, per user (chained so one user's writes land in order). */
+  const velocityWrites = new Map<string, Promise<void>>();
   function mem(openid: string): Mem {
     let m = mems.get(openid);
     if (!m) {
@@ -462,12 +464,27 @@ export function createFraudService(deps: FraudDeps) {
       b.long = decay(b.long, b.at, t, HOUR) + 1;
       b.at = t;
       bursts.set(campaignId, b);
-      // Shared with the other instances just before a signal starts to count (honest users rarely get here).
+      // Shared with the other instances just before a signal starts to count (a six-pack gets here, from its third
+      // code). Beside the reply, not before it: this instance's memory already has the rate, the row is for the others
+      // (and survives a restart); writes of one user run in order, and drain() waits for them at shutdown.
       const a = model.allowances;
       if (m.redeemRate >= a.redeemHour - 1 || m.dayCount >= a.redeemDay - 2 || m.total >= a.redeemTotal - 2) {
-        await repo.velocity(openid, m.redeemRate, m.total, now);
         flagged.add(openid);
+        const rate = m.redeemRate;
+        const total = m.total;
+        const write: Promise<void> = (velocityWrites.get(openid) ?? Promise.resolve())
+          .then(() => repo.velocity(openid, rate, total, now))
+          .catch((err: unknown) => log.warn({ err, openid }, 'fraud: velocity write failed (kept in memory)'))
+          .finally(() => {
+            if (velocityWrites.get(openid) === write) velocityWrites.delete(openid);
+          });
+        velocityWrites.set(openid, write);
       }
+    },
+
+    /** Waits for the velocity writes in flight (shutdown, tests). */
+    async drain(): Promise<void> {
+      while (velocityWrites.size > 0) await Promise.all([...velocityWrites.values()]);
     },
 
     /** Before a prize is issued (its kind known): allow, hold or block (a block is recorded here: no draw follows). */

@@ -174,7 +174,7 @@ WITH input AS (
     day = EXCLUDED.day, total = u.total + 1, day_limit = EXCLUDED.day_limit, total_limit = EXCLUDED.total_limit
   WHERE (u.day <> EXCLUDED.day OR EXCLUDED.day_limit IS NULL OR u.day_count < EXCLUDED.day_limit)
     AND (EXCLUDED.total_limit IS NULL OR u.total < EXCLUDED.total_limit)
-  RETURNING campaign_id, openid
+  RETURNING campaign_id, openid, day, day_count, total
 ), upd AS (
   UPDATE codes c SET redeemed_by = cand.openid, redeemed_at = cand.at
   FROM cand JOIN lim ON lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
@@ -227,7 +227,8 @@ WITH input AS (
 ${DRAW_TAIL}
 SELECT i.ord, red.id::text AS redemption_id, g.draw_id::text AS draw_id, g.outcome AS fused_outcome, acct.balance, info.campaign_id, info.batch_id, info.seq AS code_seq, info.batch_status, info.campaign_status, info.starts_at, info.ends_at,
   info.redeemed_by, info.redeemed_at, (lim.openid IS NOT NULL) AS counted, (cand.ord IS NOT NULL) AS candidate,
-  u2.day::text AS c_day, u2.day_count, u2.total, info.per_day, info.per_campaign, info.prize_id AS deck_prize_id,
+  -- Counted now: the counter as this statement left it (lim); refused: as it stood (u2, the statement's snapshot).
+  coalesce(lim.day, u2.day)::text AS c_day, coalesce(lim.day_count, u2.day_count) AS day_count, coalesce(lim.total, u2.total) AS total, info.per_day, info.per_campaign, info.prize_id AS deck_prize_id,
   CASE WHEN red.id IS NULL OR g.draw_id IS NOT NULL THEN '[]'::jsonb ELSE
     (SELECT coalesce(jsonb_agg(pa.question_key), '[]'::jsonb) FROM profile_answers pa WHERE pa.openid = i.openid) END AS answered
 FROM input i
@@ -262,7 +263,7 @@ export function createRedeemRepo(database: Database) {
   return {
     async redeemMany(items: RedeemInput[]): Promise<RedeemRow[]> {
       const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day, fuse: r.fuse })));
-      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v3', REDEEM_SQL, [input], { plan: 'generic' }));
+      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v4', REDEEM_SQL, [input], { plan: 'generic' }));
       return rows.sort((a, b) => a.ord - b.ord);
     },
 

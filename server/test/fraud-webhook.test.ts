@@ -162,6 +162,10 @@ t.test('bought codes: codes from scattered packs within an hour are held from th
     s.clock.advance(60_000);
   }
   t.same(pack, ['paid', 'paid', 'paid', 'paid', 'paid', 'paid'], 'one multipack is one neighbourhood');
+  // Six codes in six minutes: the hourly rate is shared with other instances, written beside the replies.
+  await s.services.fraud.drain();
+  const [st] = await s.q<{ redeem_rate: number; redeem_total: number }>(`SELECT redeem_rate, redeem_total FROM fraud_user_state WHERE openid = 'oSixPack'`);
+  t.ok(st && Number(st.redeem_rate) > 4 && Number(st.redeem_total) === 6, `velocity row written: ${JSON.stringify(st)}`);
   // Bought codes: print positions 0, 100, 200, … (each from another pack), at the same pace.
   const bought: string[] = [];
   for (let i = 0; i < 5; i++) {
@@ -173,6 +177,12 @@ t.test('bought codes: codes from scattered packs within an hour are held from th
   t.not(bought[4], 'paid');
   const [d] = await s.q<{ reasons: Array<{ feature: string }> }>(`SELECT reasons FROM fraud_decisions WHERE openid = 'oBuyer' ORDER BY id LIMIT 1`);
   t.equal(d!.reasons[0]!.feature, 'scatteredCodes', 'named as the reason');
+  t.equal(bought[4], 'blocked', 'the fifth is refused unseen');
+  // Back after the block ended (6 h): for a week every prize waits for a reviewer, even a print neighbour of an earlier code.
+  s.clock.advance(7 * 3_600_000);
+  t.equal(await redeem('oBuyer', s.codes[1]!, false), 'held', 'a returning blocked user is held');
+  const [last] = await s.q<{ reasons: Array<{ feature: string }> }>(`SELECT reasons FROM fraud_decisions WHERE openid = 'oBuyer' ORDER BY id DESC LIMIT 1`);
+  t.equal(last!.reasons[0]!.feature, 'recentBlock');
 });
 
 t.test('account farm: accounts sharing one phone — beyond a couple, their top-ups wait for review (told kindly), then their codes are refused', async (t) => {

@@ -18,9 +18,8 @@
  *   bot       accounts answering the golden questions identically, instantly
  *
  * Prints, per pattern: prizes that would have been won, paid, held, blocked; for honest users how many ever saw a hold
- * or a block. "Blocked" prizes are expected values: refused attempts with a valid code × the campaign's win rate.
+ * or a block. FRAUD_SIM_DEBUG=1 also lists every attack prize that was paid (who, when, what, the recorded risk). "Blocked" prizes are expected values: refused attempts with a valid code × the campaign's win rate.
  */
-import { randomBytes } from 'node:crypto';
 import { parse } from 'csv-parse/sync';
 import { sql } from 'drizzle-orm';
 import { manualClock } from '../server/src/platform/clock.ts';
@@ -496,8 +495,6 @@ async function main() {
     SELECT d.openid, count(*) FILTER (WHERE d.outcome = 'won')::int AS won,
       count(*) FILTER (WHERE d.outcome = 'won' AND EXISTS (SELECT 1 FROM fraud_reviews r WHERE r.draw_id = d.id))::int AS held
     FROM draws d GROUP BY d.openid`);
-  const farmHeldAtPhone = await ctx.database.query<{ openid: string; n: number }>(sql`SELECT openid, count(*)::int AS n FROM fraud_reviews r WHERE NOT EXISTS (SELECT 1 FROM fraud_decisions d WHERE d.id = r.decision_id AND d.draw_id IS NULL) GROUP BY openid`);
-  void farmHeldAtPhone;
   const by: Record<Pattern, { won: number; held: number }> = { honest: { won: 0, held: 0 }, guesser: { won: 0, held: 0 }, farm: { won: 0, held: 0 }, reseller: { won: 0, held: 0 }, bot: { won: 0, held: 0 } };
   if (process.env.FRAUD_SIM_DEBUG) {
     // Every attack prize that was paid: who, when (Shanghai time), what, and the risk the redemption recorded.
@@ -555,4 +552,3 @@ main().catch(async (err) => {
   for (const fn of teardowns.reverse()) await Promise.resolve(fn()).catch(() => undefined);
   process.exit(1);
 });
-void randomBytes;

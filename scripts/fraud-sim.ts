@@ -18,7 +18,8 @@
  *   bot       accounts answering the golden questions identically, instantly
  *
  * Prints, per pattern: prizes that would have been won, paid, held, blocked; for honest users how many ever saw a hold
- * or a block. FRAUD_SIM_DEBUG=1 also lists every attack prize that was paid (who, when, what, the recorded risk). "Blocked" prizes are expected values: refused attempts with a valid code × the campaign's win rate.
+ * or a block. "Blocked" prizes are expected values: refused attempts with a valid code × the campaign's win rate.
+ * FRAUD_SIM_DEBUG=1 also lists every attack prize that was paid (who, when, what, the recorded risk).
  */
 import { parse } from 'csv-parse/sync';
 import { sql } from 'drizzle-orm';

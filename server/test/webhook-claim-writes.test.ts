@@ -5,7 +5,10 @@
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { buildTestApp } from './helpers.ts';
+import { openDatabase } from '../src/db/client.ts';
+import { rowsOf } from '../src/db/retry.ts';
+import { CLAIM_SQL, createBotRepo } from '../src/bot/repo.ts';
+import { buildTestApp, testDatabase } from './helpers.ts';
 
 const HOUR = 3_600_000;
 const ms = (v: Date | string) => new Date(v).getTime();
@@ -110,4 +113,37 @@ t.test('claim › one-minute grants (menu) are renewed on every click', async (t
   g = await grant(database, 'oMenu', 'menu');
   t.ok(ms(g.expires_at) >= t1 + 60_000 - 1000, 'renewed to a full minute');
   t.equal(g.quota, 3);
+});
+
+t.test('claim › commits without waiting for its WAL flush, and only the claim: the setting ends with its transaction', async (t) => {
+  const database = await testDatabase(t);
+  await database.migrate();
+  // One connection, so the statement after the claim runs in the claim's session (PGlite is one session anyway).
+  const one = database.kind === 'postgres' ? await openDatabase({ url: database.url!, poolSize: 1 }) : database;
+  if (one !== database) t.teardown(() => one.close());
+  const [before] = await one.query<{ synchronous_commit: string }>(sql`SHOW synchronous_commit`);
+  t.equal(before!.synchronous_commit, 'on', 'the session default');
+
+  const input = {
+    key: 'k1', openid: 'oAsync', msgType: 'text', event: null, eventKey: null, msgId: '1', sentAt: new Date(), receivedAt: new Date(),
+    payload: { Content: 'hi' }, isUserMessage: true, grant: { scene: 'message' as const, quota: 5, ttlMs: 48 * HOUR },
+  };
+  const claimed = await createBotRepo(one).claim(input);
+  t.equal(claimed.claimed, true);
+  const [after] = await one.query<{ synchronous_commit: string }>(sql`SHOW synchronous_commit`);
+  t.equal(after!.synchronous_commit, 'on', 'the next transaction of the session commits synchronously again');
+
+  // Inside a transaction (what the statement's own implicit transaction is), the claim has turned it off.
+  const values = [JSON.stringify([{ ord: 0, key: 'k2', openid: 'oAsync', msg_type: 'text', sent_at: new Date().toISOString(), received_at: new Date().toISOString(), payload: {}, is_user: true }]), '{}'];
+  // Comments out (one mentions $2), then each $n bound as a parameter.
+  const text = CLAIM_SQL.replace(/--[^\n]*/g, '').split(/\$([12])/).map((part, i) => (i % 2 === 0 ? sql.raw(part) : sql`${values[Number(part) - 1]}`));
+  const inside = await one.db.transaction(async (tx) => {
+    await tx.execute(sql.join(text, sql.raw('')));
+    return rowsOf<{ synchronous_commit: string }>(await tx.execute(sql`SHOW synchronous_commit`))[0]!.synchronous_commit;
+  });
+  t.equal(inside, 'off', "the claim's commit does not wait for the WAL flush");
+  const [last] = await one.query<{ synchronous_commit: string }>(sql`SHOW synchronous_commit`);
+  t.equal(last!.synchronous_commit, 'on');
+  const [{ n }] = (await one.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM webhook_dedup WHERE key IN ('k1', 'k2')`)) as [{ n: number }];
+  t.equal(n, 2, 'both claims stored');
 });

@@ -39,8 +39,23 @@ export const FOLLOWER_SLACK_S = 60;
  */
 export const grantSlackS = (ttlMs: number) => (ttlMs >= 3_600_000 ? 60 : 0);
 
-// jsonb_to_recordset turns one JSON parameter into the batch (the same on node-postgres and PGlite).
-const CLAIM_SQL = `
+/*
+ * jsonb_to_recordset turns one JSON parameter into the batch (the same on node-postgres and PGlite).
+ *
+ * The claim commits without waiting for its WAL flush (synchronous_commit off for this statement's own transaction,
+ * set by the statement itself: a one-time filter of the final SELECT, reverted at its commit). Nothing is lost by it:
+ * - every effect that matters commits synchronously after the claim (a code's redemption, a draw, points, a dialog
+ *   step), and a synchronous commit flushes the WAL up to its own record, the earlier claim's included: once a
+ *   reply that depends on a durable write goes out, the claim is durable too;
+ * - a crash in the ≤ 3 × wal_writer_delay after a claim whose message wrote nothing else can forget that claim (and
+ *   the replies it stored): WeChat's retry is then answered again, as if it were the first delivery; a forgotten
+ *   48-hour grant renewal only makes the stored window shorter or its quota smaller, never larger;
+ * - visibility and the dedup key's uniqueness are unchanged (an async commit is visible at once), so a retry arriving
+ *   while the first delivery runs is still refused.
+ * It takes the claim's WAL flush (most of its time under load: LWLock:WALWrite and IO:WALSync waits) off the path of
+ * every webhook request. Never run this statement inside a transaction that writes anything else.
+ */
+export const CLAIM_SQL = `
       WITH input AS (
         SELECT DISTINCT ON (key) * FROM jsonb_to_recordset($1::jsonb) AS t(
           ord int, key text, openid text, msg_type text, event text, event_key text, msg_id text, sent_at timestamptz,
@@ -101,7 +116,9 @@ const CLAIM_SQL = `
         -- The user's active dialog (waiting for a code, an answer, a phone number) rides along too.
         (SELECT jsonb_build_object('flow', dl.flow, 'state', dl.state, 'expiresAt', dl.expires_at)
            FROM dialogs dl WHERE dl.openid = c.openid AND dl.expires_at > c.received_at) AS dialog
-      FROM c`;
+      FROM c
+      -- An uncorrelated subquery: evaluated once, before any row, also for a batch of replies alone.
+      WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'`;
 
 interface StoreInput { key: string; reply: string | null }
 type WriteOp = { claim: ClaimInput } | { store: StoreInput };
@@ -124,7 +141,7 @@ export function createBotRepo(database: Database) {
       g_slack_s: c.grant ? grantSlackS(c.grant.ttlMs) : null,
     })));
     const replyByKey = JSON.stringify(Object.fromEntries(replies.map((r) => [r.key, r.reply])));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v3', CLAIM_SQL, [input, replyByKey], { plan: 'generic' }));
+    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v4', CLAIM_SQL, [input, replyByKey], { plan: 'generic' }));
     if (items.length === 0) return [];
     const results: Array<ClaimResult | undefined> = new Array(items.length);
     for (const r of claimed) {

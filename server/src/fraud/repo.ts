@@ -130,13 +130,18 @@ export function createFraudRepo(db: Db) {
         ON CONFLICT (openid) DO UPDATE SET blocked_until = greatest(coalesce(s.blocked_until, EXCLUDED.blocked_until), EXCLUDED.blocked_until), flagged = true, updated_at = EXCLUDED.updated_at`);
     },
     /** Redemptions above the allowance: the decayed hourly rate goes to the database so every instance sees it. */
-    async velocity(openid: string, rate: number, total: number, now: Date) {
+    /**
+     * Adds an instance's redemptions since its last write (`delta`, decayed to `now`) to the user's shared hourly
+     * rate: with every instance adding its own, the row is the sum over instances.
+     */
+    async velocity(openid: string, delta: number, total: number, now: Date) {
       await db.execute(sql`
         INSERT INTO fraud_user_state AS s (openid, redeem_rate, redeem_total, last_redeem_at, flagged, updated_at)
-        VALUES (${openid}, ${rate}, ${total}, ${iso(now)}, true, ${iso(now)})
+        VALUES (${openid}, ${delta}, ${total}, ${iso(now)}, true, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET
-          redeem_rate = greatest(s.redeem_rate * exp(-greatest(extract(epoch FROM ${iso(now)}::timestamptz - coalesce(s.last_redeem_at, ${iso(now)}::timestamptz)), 0) / 3600.0) + 1, ${rate}),
-          redeem_total = greatest(s.redeem_total, EXCLUDED.redeem_total), last_redeem_at = ${iso(now)}, flagged = true, updated_at = ${iso(now)}`);
+          redeem_rate = s.redeem_rate * exp(-greatest(extract(epoch FROM ${iso(now)}::timestamptz - coalesce(s.last_redeem_at, ${iso(now)}::timestamptz)), 0) / 3600.0) + ${delta},
+          redeem_total = greatest(s.redeem_total, EXCLUDED.redeem_total),
+          last_redeem_at = greatest(coalesce(s.last_redeem_at, ${iso(now)}::timestamptz), ${iso(now)}::timestamptz), flagged = true, updated_at = ${iso(now)}`);
     },
 
     /** One golden answer: merged into the user's answers; returns them and the previous fingerprint. */

@@ -77,6 +77,11 @@ interface Mem {
   /** Redemptions per hour, decayed (τ = 1 h), at `redeemAt`. */
   redeemRate: number;
   redeemAt: number;
+  /**
+   * The part of `redeemRate` from redemptions not yet added to the shared velocity row (decayed alike, at
+   * `redeemAt`): each instance adds only what it counted since its last write, so the row is the sum over instances.
+   */
+  unsent: number;
   day: string;
   dayCount: number;
   /** Redemptions in the campaign of the last one (the per-campaign counter). */
@@ -159,9 +164,9 @@ export function createFraudService(deps: FraudDeps) {
     const keys = await repo.blacklistKeys();
     blacklist = new Set(keys.map((k) => `${k.kind}:${k.value_hash}`));
     // Flagged users: all of them once, then only rows changed since the last load (minus a margin for clock skew
-    // between instances and transactions that committed late).
+    // between instances and transactions that committed late). On the service's clock: rows carry its time.
     const since = flaggedSince;
-    const startedAt = new Date();
+    const startedAt = clock.now();
     for (const r of await repo.flaggedSince(since)) flagged.add(r.openid);
     flaggedSince = new Date(startedAt.getTime() - 5_000);
     loadedAt = Date.now();
@@ -193,7 +198,7 @@ export function createFraudService(deps: FraudDeps) {
     let m = mems.get(openid);
     if (!m) {
       if (mems.size >= MEM_MAX) mems.delete(mems.keys().next().value!);
-      m = { redeemRate: 0, redeemAt: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0, codes: [], newOnDevice: 0, newOnDeviceAt: 0 };
+      m = { redeemRate: 0, redeemAt: 0, unsent: 0, day: '', dayCount: 0, campaignId: 0, total: 0, typoRate: 0, typoAt: 0, lastBlockRecorded: 0, codes: [], newOnDevice: 0, newOnDeviceAt: 0 };
       mems.set(openid, m);
     }
     return m;
@@ -241,7 +246,8 @@ export function createFraudService(deps: FraudDeps) {
       unknownCodes: st && ws !== null && t - ws < windowMs ? st.unknown_codes : 0,
       typos: m ? decay(m.typoRate, m.typoAt, t, HOUR) : 0,
       wrongRate: st && lw !== null ? decay(st.wrong_rate, lw, t, 60_000) : 0,
-      redeemHour: Math.max(memRate, dbRate) + (counting ? 1 : 0),
+      // The shared row has every instance's redemptions up to its last write; this instance's since then are added.
+      redeemHour: Math.max(memRate, dbRate + (m ? decay(m.unsent, m.redeemAt, t, HOUR) : 0)) + (counting ? 1 : 0),
       redeemDay: (m && m.day === day ? m.dayCount : 0) + (counting ? 1 : 0),
       redeemTotal: Math.max(m && (campaignId === undefined || m.campaignId === campaignId) ? m.total : 0, st?.redeem_total ?? 0) + (counting ? 1 : 0),
       accountAgeMin: sub !== null ? (t - sub) / 60_000 : null,
@@ -454,6 +460,7 @@ export function createFraudService(deps: FraudDeps) {
         if (m.codes.length > 16) m.codes.shift();
       }
       m.redeemRate = decay(m.redeemRate, m.redeemAt, t, HOUR) + 1;
+      m.unsent = decay(m.unsent, m.redeemAt, t, HOUR) + 1;
       m.redeemAt = t;
       m.day = localDay(now);
       m.dayCount = dayCount ?? m.dayCount + 1;
@@ -465,16 +472,22 @@ export function createFraudService(deps: FraudDeps) {
       b.at = t;
       bursts.set(campaignId, b);
       // Shared with the other instances just before a signal starts to count (a six-pack gets here, from its third
-      // code). Beside the reply, not before it: this instance's memory already has the rate, the row is for the others
-      // (and survives a restart); writes of one user run in order, and drain() waits for them at shutdown.
+      // code), and from then on at every redemption of a user the row exists for (flagged: also one another instance
+      // wrote). Beside the reply, not before it: this instance's memory already has the rate, the row is for the
+      // others (and survives a restart); writes of one user run in order, and drain() waits for them at shutdown.
       const a = model.allowances;
-      if (m.redeemRate >= a.redeemHour - 1 || m.dayCount >= a.redeemDay - 2 || m.total >= a.redeemTotal - 2) {
+      if (m.redeemRate >= a.redeemHour - 1 || m.dayCount >= a.redeemDay - 2 || m.total >= a.redeemTotal - 2 || flagged.has(openid)) {
         flagged.add(openid);
-        const rate = m.redeemRate;
+        const delta = m.unsent;
+        m.unsent = 0;
         const total = m.total;
         const write: Promise<void> = (velocityWrites.get(openid) ?? Promise.resolve())
-          .then(() => repo.velocity(openid, rate, total, now))
-          .catch((err: unknown) => log.warn({ err, openid }, 'fraud: velocity write failed (kept in memory)'))
+          .then(() => repo.velocity(openid, delta, total, now))
+          .catch((err: unknown) => {
+            // Not in the row: counted again as unsent, so the next write carries it.
+            m.unsent += m.redeemAt > t ? decay(delta, t, m.redeemAt, HOUR) : delta;
+            log.warn({ err, openid }, 'fraud: velocity write failed (kept in memory)');
+          })
           .finally(() => {
             if (velocityWrites.get(openid) === write) velocityWrites.delete(openid);
           });

@@ -169,10 +169,11 @@ export function createFraudService(deps: FraudDeps) {
     const startedAt = clock.now();
     for (const r of await repo.flaggedSince(since)) flagged.add(r.openid);
     flaggedSince = new Date(startedAt.getTime() - 5_000);
-    loadedAt = Date.now();
+    loadedAt = clock.now().getTime();
   }
   async function refresh(force = false) {
-    if (!force && Date.now() - loadedAt < deps.cacheTtlMs) return;
+    // On the service's clock, like every time this service keeps (a simulated day reloads as a real one would).
+    if (!force && clock.now().getTime() - loadedAt < deps.cacheTtlMs) return;
     loading ??= load().finally(() => (loading = undefined));
     await loading;
   }

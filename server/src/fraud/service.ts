@@ -99,15 +99,19 @@ interface Mem {
 }
 
 const HOUR = 3_600_000;
+/** Rolls back a hold at phone binding whose draw was reviewed already. */
+const ALREADY_REVIEWED = new Error('fraud: draw already reviewed');
 const MEM_MAX = 200_000;
+const FULL_RELOAD_MS = 5 * 60_000;
 const localHour = (d: Date) => (d.getUTCHours() + 8) % 24;
 const localDay = (d: Date) => new Date(d.getTime() + 8 * HOUR).toISOString().slice(0, 10);
 const ms = (d: Date | string | null | undefined) => (d ? new Date(d).getTime() : null);
 const blockedUntilMs = (st: { blocked_until: Date | string | null }) => ms(st.blocked_until);
 const decay = (rate: number, at: number, now: number, tau: number) => (rate > 0 ? rate * Math.exp(-Math.max(now - at, 0) / tau) : 0);
 
+/** Asia/Shanghai minute of `d`, rounded up: "请于 13:06 后再试" for a cool-down ending 13:05:40, never before its end. */
 function formatLocal(d: Date): string {
-  return new Date(d.getTime() + 8 * HOUR).toISOString().slice(0, 16).replace('T', ' ');
+  return new Date(Math.ceil(d.getTime() / 60_000) * 60_000 + 8 * HOUR).toISOString().slice(0, 16).replace('T', ' ');
 }
 
 function hint(kind: BlacklistKind, value: string): string {
@@ -143,6 +147,8 @@ export function createFraudService(deps: FraudDeps) {
   const flagged = new Set<string>();
   let loadedAt = -Infinity;
   let flaggedSince: Date | null = null;
+  let fullLoadedAt = -Infinity;
+  let fullReloading: Promise<void> | undefined;
   let loading: Promise<void> | undefined;
   const openidHashes = new Map<string, string>();
   /** (account, identifier) pairs this instance already linked: the mini program sends them on every request. */
@@ -170,12 +176,26 @@ export function createFraudService(deps: FraudDeps) {
     for (const r of await repo.flaggedSince(since)) flagged.add(r.openid);
     flaggedSince = new Date(startedAt.getTime() - 5_000);
     loadedAt = clock.now().getTime();
+    if (since === null) fullLoadedAt = loadedAt;
+  }
+  /**
+   * Every FULL_RELOAD_MS, all flagged users again, in the background (no request waits for it): a flag whose row
+   * committed later than the incremental load's margin (a slow transaction, clocks apart) is not missed for good.
+   */
+  function fullReloadIfDue() {
+    if (fullReloading || clock.now().getTime() - fullLoadedAt < FULL_RELOAD_MS) return;
+    fullLoadedAt = clock.now().getTime();
+    fullReloading = repo.flaggedSince(null)
+      .then((rows) => { for (const r of rows) flagged.add(r.openid); })
+      .catch((err: unknown) => log.warn({ err }, 'fraud: full reload of flagged users failed'))
+      .finally(() => (fullReloading = undefined));
   }
   async function refresh(force = false) {
     // On the service's clock, like every time this service keeps (a simulated day reloads as a real one would).
     if (!force && clock.now().getTime() - loadedAt < deps.cacheTtlMs) return;
     loading ??= load().finally(() => (loading = undefined));
     await loading;
+    fullReloadIfDue();
   }
   function invalidate() {
     loadedAt = -Infinity;
@@ -264,8 +284,8 @@ export function createFraudService(deps: FraudDeps) {
       // a score this could lift above a hold threshold turns the fused draw off and the draw decides with the truth.
       scatteredCodes: neighbourhoods(m, t) + (counting ? 1 : 0),
       newOnDevice: m && t - m.newOnDeviceAt < 24 * HOUR ? m.newOnDevice : 0,
-      // Blocked by score until a moment of the last week (a blacklist block never ends this way).
-      recentBlock: st && blockedUntilMs(st) !== null && blockedUntilMs(st)! <= t && t - blockedUntilMs(st)! < 7 * 24 * HOUR ? 1 : 0,
+      // Blocked by score, the block still in force or ended within the last week (a blacklist block never ends this way).
+      recentBlock: st && blockedUntilMs(st) !== null && t - blockedUntilMs(st)! < 7 * 24 * HOUR ? 1 : 0,
     };
   }
 
@@ -499,6 +519,7 @@ export function createFraudService(deps: FraudDeps) {
     /** Waits for the velocity writes in flight (shutdown, tests). */
     async drain(): Promise<void> {
       while (velocityWrites.size > 0) await Promise.all([...velocityWrites.values()]);
+      await fullReloading;
     },
 
     /** Before a prize is issued (its kind known): allow, hold or block (a block is recorded here: no draw follows). */
@@ -506,7 +527,17 @@ export function createFraudService(deps: FraudDeps) {
       await refresh();
       const st = await stateOf(openid);
       const v = verdictOf(featuresOf(openid, now, st, campaignId, false), prizeKind);
+      const blockedUntil = st ? blockedUntilMs(st) : null;
+      if (blockedUntil !== null && blockedUntil > now.getTime()) {
+        // A suspended user draws nothing, also for codes redeemed before the block (redeem fast, draw later): the
+        // redemptions stay pending; after the block every prize waits for a reviewer (recentBlock).
+        return { ...v, decision: 'block' };
+      }
       if (v.decision === 'block') {
+        // At most one decision row a minute per user (a script calling draw in a loop).
+        const m = mem(openid);
+        if (now.getTime() - m.lastBlockRecorded < 60_000) return v;
+        m.lastBlockRecorded = now.getTime();
         await repo.recordDecision({ openid, stage: 'draw', decision: 'block', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId, redemptionId: redemptionId ?? null, at: now });
         if (redemptionId) await repo.markRedemption(redemptionId, 'block', v);
         if (!v.features.blacklisted) await suspend(openid, now);
@@ -578,9 +609,15 @@ export function createFraudService(deps: FraudDeps) {
           if (!row) return false;
           const decisionId = await repo.recordDecision({ openid, stage: 'draw', decision: 'hold', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId: job.campaignId, drawId: job.drawId, at: now }, tx);
           if (job.drawId !== null && job.campaignId !== null) {
-            await repo.insertReview({ decisionId, openid, campaignId: job.campaignId, drawId: job.drawId, fulfilmentId: job.id, prizeId: job.prizeId, shard: null, day: null, at: now }, tx);
+            const review = await repo.insertReview({ decisionId, openid, campaignId: job.campaignId, drawId: job.drawId, fulfilmentId: job.id, prizeId: job.prizeId, shard: null, day: null, at: now }, tx);
+            // The draw has a review already (a reviewer approved it before the phone was asked for): their decision
+            // stands, the job is not held again with no review to release it.
+            if (review === null) throw ALREADY_REVIEWED;
           }
           return true;
+        }).catch((err: unknown) => {
+          if (err === ALREADY_REVIEWED) return false;
+          throw err;
         });
         if (ok) held++;
       }

@@ -17,6 +17,21 @@ function bind(text: string, values: unknown[]): SQL {
 }
 
 
+/*
+ * DAY_RULE — daily counters are (day, count) pairs: the per-user daily redemption count (campaign_user_counters
+ * day, day_count) and each stock shard's daily issue count (prize_stock_shards day, issued_today). The day a request
+ * carries (Asia/Shanghai) is fixed when its message arrives, so requests of day D can still arrive after the counter
+ * has moved to D+1 (two instances whose clocks differ at midnight, a draw that waited on a lock). The day never
+ * moves backwards: for a request of day p,
+ *   stored day = p            → count + 1, checked against the cap;
+ *   stored day < p (or none)  → count 1, day = p;
+ *   stored day > p (late)     → counted into the stored, newer day, checked against that day's cap.
+ * The late case is the conservative one: the counter no longer knows day p's count, and resetting it to (p, 1)
+ * restarted the newer day's count at 1 on its next request — the daily cap was reset. Counting into the newer day
+ * never issues more than a cap per stored day; the late request uses up one of the newer day's units, or is
+ * refused (daily limit / out of stock) when the newer day has none left. The cap check reads exactly the count the
+ * update increments: CASE WHEN day >= p THEN count ELSE 0 END. greatest() ignores a NULL day.
+ */
 
 export interface RedeemInput {
   /** Lookup key (hex of the 16-byte HMAC). */
@@ -167,12 +182,14 @@ WITH input AS (
   WHERE redeemed_at IS NULL AND batch_status = 'active' AND campaign_status = 'live' AND starts_at <= at AND ends_at > at
   ORDER BY key, ord
 ), lim AS (
+  -- The day never moves backwards (see DAY_RULE): a redemption of an earlier day than the counter's is counted into
+  -- the counter's day and checked against that day's limit.
   INSERT INTO campaign_user_counters AS u (campaign_id, openid, day, day_count, total, day_limit, total_limit)
   SELECT campaign_id, openid, day, 1, 1, per_day, per_campaign FROM cand ORDER BY campaign_id, openid
   ON CONFLICT (campaign_id, openid) DO UPDATE SET
-    day_count = CASE WHEN u.day = EXCLUDED.day THEN u.day_count + 1 ELSE 1 END,
-    day = EXCLUDED.day, total = u.total + 1, day_limit = EXCLUDED.day_limit, total_limit = EXCLUDED.total_limit
-  WHERE (u.day <> EXCLUDED.day OR EXCLUDED.day_limit IS NULL OR u.day_count < EXCLUDED.day_limit)
+    day_count = CASE WHEN u.day >= EXCLUDED.day THEN u.day_count + 1 ELSE 1 END,
+    day = greatest(u.day, EXCLUDED.day), total = u.total + 1, day_limit = EXCLUDED.day_limit, total_limit = EXCLUDED.total_limit
+  WHERE (u.day < EXCLUDED.day OR EXCLUDED.day_limit IS NULL OR u.day_count < EXCLUDED.day_limit)
     AND (EXCLUDED.total_limit IS NULL OR u.total < EXCLUDED.total_limit)
   RETURNING campaign_id, openid, day, day_count, total
 ), upd AS (
@@ -194,7 +211,8 @@ WITH input AS (
   FROM cand JOIN upd ON upd.ord = cand.ord
   CROSS JOIN LATERAL (SELECT cand.fuse -> cand.campaign_id::text AS pick) pk
 ), won AS (
-  -- A pre-drawn prize with limited stock takes its unit here (take_prize_stock, migration 0004): true = taken,
+  -- A pre-drawn prize with limited stock takes its unit here (take_prize_stock, migrations 0004 and 0005: the day
+  -- rule of DAY_RULE): true = taken,
   -- false = none left (the draw records out_of_stock), NULL = every shard busy: then the code is redeemed but not
   -- drawn, and the caller draws in the stock transaction that may wait. Volatile: evaluated once per row.
   SELECT w.*, s.stock_ok, w.fused AND (s.stock_ok IS NOT NULL OR NOT l.limited) AS drawn
@@ -263,11 +281,17 @@ export function createRedeemRepo(database: Database) {
   return {
     async redeemMany(items: RedeemInput[]): Promise<RedeemRow[]> {
       const input = JSON.stringify(items.map((r, ord) => ({ ord, key: r.key, openid: r.openid, at: r.at.toISOString(), day: r.day, fuse: r.fuse })));
-      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v4', REDEEM_SQL, [input], { plan: 'generic' }));
+      const rows = await retryOnDeadlock(() => database.prepared<RedeemRow>('campaign_redeem_batch_v5', REDEEM_SQL, [input], { plan: 'generic' }));
       return rows.sort((a, b) => a.ord - b.ord);
     },
 
-    /** A user's counter was taken but the code went to a concurrent redeemer: give the count back. */
+    /**
+     * A user's counter was taken but the code went to a concurrent redeemer: give the count back. The day count is
+     * given back only while the counter still counts `day`: once it has moved on (or a late request of an earlier
+     * `day` was counted into the newer day, DAY_RULE), decrementing would hand the newer day a unit this request
+     * never took from it — so the safe error is to keep the count. (Passing the day the count went into, the
+     * statement's `c_day`, would make the late case exact.)
+     */
     async uncount(campaignId: number, openid: string, day: string) {
       await db.execute(sql`UPDATE campaign_user_counters SET total = greatest(total - 1, 0),
         day_count = CASE WHEN day = ${day} THEN greatest(day_count - 1, 0) ELSE day_count END
@@ -288,18 +312,20 @@ export function createRedeemRepo(database: Database) {
         // Shards with stock left (no locks taken), the preferred one first; then one conditional decrement at a
         // time until one succeeds. A transaction holds at most one shard row, so concurrent draws cannot deadlock
         // (locking a randomly ordered set with FOR UPDATE did: tuple-lock queues form cycles).
+        // The day rule (DAY_RULE): the count a draw of day p is checked against is the shard's count when the shard
+        // counts p or a later day, 0 when it counts an earlier day; the update increments that same count.
         const candidates = rowsOf<{ shard: number }>(await tx.execute(sql`
           SELECT shard FROM prize_stock_shards
           WHERE prize_id = ${item.prizeId} AND remaining > 0
-            AND (daily_share IS NULL OR (CASE WHEN day = ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
+            AND (daily_share IS NULL OR (CASE WHEN day >= ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
           ORDER BY shard = ${opts.shard} DESC, shard`));
         let taken = false;
         for (const { shard } of candidates) {
           const r = rowsOf<{ prize_id: number }>(await tx.execute(sql`
             UPDATE prize_stock_shards SET remaining = remaining - 1,
-              issued_today = CASE WHEN day = ${opts.day}::date THEN issued_today + 1 ELSE 1 END, day = ${opts.day}::date
+              issued_today = CASE WHEN day >= ${opts.day}::date THEN issued_today + 1 ELSE 1 END, day = greatest(day, ${opts.day}::date)
             WHERE prize_id = ${item.prizeId} AND shard = ${shard} AND remaining > 0
-              AND (daily_share IS NULL OR (CASE WHEN day = ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
+              AND (daily_share IS NULL OR (CASE WHEN day >= ${opts.day}::date THEN issued_today ELSE 0 END) < daily_share)
             RETURNING prize_id`));
           if (r.length > 0) {
             taken = true;
@@ -363,7 +389,7 @@ export function createRedeemRepo(database: Database) {
       const rows = rowsOf<{ prize_id: number }>(await db.execute(sql`
         SELECT prize_id FROM prize_stock_shards WHERE prize_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(prizeIds)}::jsonb)::int))
         GROUP BY prize_id
-        HAVING bool_and(remaining = 0 OR (daily_share IS NOT NULL AND (CASE WHEN day = ${day}::date THEN issued_today ELSE 0 END) >= daily_share))`));
+        HAVING bool_and(remaining = 0 OR (daily_share IS NOT NULL AND (CASE WHEN day >= ${day}::date THEN issued_today ELSE 0 END) >= daily_share))`));
       return rows.map((r) => r.prize_id);
     },
   };

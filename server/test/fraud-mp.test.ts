@@ -10,6 +10,7 @@ import { mpLogin, type MpLoggedIn } from './mp-helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 import { manualClock } from '../src/platform/clock.ts';
 import { createFraudService } from '../src/fraud/service.ts';
+import { generateCodes } from '../src/campaigns/codes.ts';
 
 type H = Awaited<ReturnType<typeof buildTestApp>>;
 
@@ -127,4 +128,19 @@ t.test('account counts per identifier are exact: repeats add nothing, concurrent
   t.same((await h.database.query<{ accounts: number }>(sql`SELECT accounts FROM fraud_identifiers ORDER BY kind`)).map((r) => r.accounts), [n, n]);
   await other.onIdentifiers('oSomeoneElse', { device: PHONE_B, ip: '10.1.2.3' }, new Date());
   t.same((await h.database.query<{ accounts: number }>(sql`SELECT accounts FROM fraud_identifiers ORDER BY kind`)).map((r) => r.accounts), [n + 1, n + 1]);
+});
+
+t.test('guessing in parallel: thirty wrong codes sent at once by one member are gated one after another — three free, then the cool-down', async (t) => {
+  const { h } = await setup(t, 5);
+  const who = await mpLogin(h);
+  const guesses = generateCodes(30); // well-formed, not printed for this campaign
+  const replies = await Promise.all(guesses.map(async (code) => {
+    const res = await h.app.inject({ method: 'POST', url: '/api/mp/redemptions', headers: { ...who.headers, 'x-forwarded-for': '183.6.1.9' }, payload: { code } });
+    return res.json().message as string;
+  }));
+  const lookedUp = replies.filter((m) => /未找到/.test(m)).length;
+  t.equal(lookedUp, 4, 'four looked up (three free, the fourth starts the cool-down)');
+  t.equal(replies.filter((m) => /错误兑奖码的次数较多/.test(m) && !/未找到/.test(m)).length, 26, 'the other 26 refused unseen by the cool-down');
+  const [st] = await h.database.query<{ unknown_codes: number }>(sql`SELECT unknown_codes FROM fraud_user_state WHERE openid = ${who.mpOpenid}`);
+  t.equal(Number(st!.unknown_codes), 4);
 });

@@ -19,6 +19,7 @@ import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { AppError, type ErrorCode } from '../platform/errors.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
+import { createKeyedSerial } from '../platform/keyed-serial.ts';
 import { classifyCode, createLookupKeyer } from './codes.ts';
 import { weightedPick, type RandomInt } from './lottery.ts';
 import { readAnswer } from './questions.ts';
@@ -72,6 +73,11 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
   const repo = createRedeemRepo(database);
   const mpRepo = createMpRedeemRepo(database);
   const keyer = createLookupKeyer(deps.codeKey);
+  /**
+   * One member's code attempts one after another (in this process): the fraud gate reads the wrong-code count and
+   * cool-down the previous attempt wrote; in parallel, every attempt would pass the gate before any was counted.
+   */
+  const perMember = createKeyedSerial();
 
   /* ---- campaigns (the same snapshot as the chat's) ---- */
   const live = createLiveCampaigns(repo, deps.cacheTtlMs);
@@ -316,36 +322,41 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         if (typo) throw refuse('VALIDATION', 'typo', deps.fraud?.onTypo(openid, now) ?? render('typo', undefined, { code: typo }));
         throw refuse('VALIDATION', 'not_code', render('notCode', undefined, { length: lengths[0]! + 1 }).replace(/；?发送“取消”退出兑奖。?/, '。'));
       }
-      if (deps.fraud && (ids.ip || ids.unionid || ids.device)) {
-        await deps.fraud.onIdentifiers(openid, {
-          ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}), ...(ids.device ? { device: ids.device } : {}),
-        }, now);
-      }
-      // Refused (cool-down, block) before the lookup: a guessing script learns nothing, and the code stays unused.
-      const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
-      if (gate?.refuse) throw refuse('FORBIDDEN', 'refused', gate.refuse);
-      const key = keyer.key(code).toString('hex');
-      const day = localDay(now);
-      const [row] = await repo.redeemMany([{ key, openid, at: now, day, fuse: null }]);
-      if (!row!.redemption_id) {
-        const r = row!;
-        // Unknown, voided or someone else's code: what guessing and bought-code lists produce. A code someone else
-        // redeemed moments ago is a race (two people, one pack), not a guess — as in chat.
-        const wrong = r.campaign_id === null || r.batch_status === 'loading' || r.batch_status === 'voided'
-          || (!!r.redeemed_at && r.redeemed_by !== openid && now.getTime() - new Date(r.redeemed_at).getTime() > 60_000);
-        try {
-          return await refusal(r, code, openid, key, now, day);
-        } catch (err) {
-          if (deps.fraud && wrong && err instanceof AppError) {
-            const notice = await deps.fraud.onWrongCode(openid, now);
-            if (notice) throw new AppError(err.code, `${err.message}\n${notice}`, err.details);
-          }
-          throw err;
+      const found = code;
+      return perMember(openid, async () => {
+        const code = found;
+        const now = clock.now();
+        if (deps.fraud && (ids.ip || ids.unionid || ids.device)) {
+          await deps.fraud.onIdentifiers(openid, {
+            ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}), ...(ids.device ? { device: ids.device } : {}),
+          }, now);
         }
-      }
-      await deps.fraud?.afterRedeem(openid, row!.campaign_id!, row!.day_count, now, row!.total, { batchId: row!.batch_id, seq: row!.code_seq });
-      deps.onRedeemed?.(openid, row!.redemption_id, row!.campaign_id!);
-      return view(openid, await own(openid, row!.redemption_id));
+        // Refused (cool-down, block) before the lookup: a guessing script learns nothing, and the code stays unused.
+        const gate = deps.fraud ? await deps.fraud.beforeCode(openid, now) : undefined;
+        if (gate?.refuse) throw refuse('FORBIDDEN', 'refused', gate.refuse);
+        const key = keyer.key(code).toString('hex');
+        const day = localDay(now);
+        const [row] = await repo.redeemMany([{ key, openid, at: now, day, fuse: null }]);
+        if (!row!.redemption_id) {
+          const r = row!;
+          // Unknown, voided or someone else's code: what guessing and bought-code lists produce. A code someone else
+          // redeemed moments ago is a race (two people, one pack), not a guess — as in chat.
+          const wrong = r.campaign_id === null || r.batch_status === 'loading' || r.batch_status === 'voided'
+            || (!!r.redeemed_at && r.redeemed_by !== openid && now.getTime() - new Date(r.redeemed_at).getTime() > 60_000);
+          try {
+            return await refusal(r, code, openid, key, now, day);
+          } catch (err) {
+            if (deps.fraud && wrong && err instanceof AppError) {
+              const notice = await deps.fraud.onWrongCode(openid, now);
+              if (notice) throw new AppError(err.code, `${err.message}\n${notice}`, err.details);
+            }
+            throw err;
+          }
+        }
+        await deps.fraud?.afterRedeem(openid, row!.campaign_id!, row!.day_count, now, row!.total, { batchId: row!.batch_id, seq: row!.code_seq });
+        deps.onRedeemed?.(openid, row!.redemption_id, row!.campaign_id!);
+        return view(openid, await own(openid, row!.redemption_id));
+      });
     },
 
     /** GET /redemptions/:id */

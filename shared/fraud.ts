@@ -64,12 +64,20 @@ export const BlacklistQuerySchema = Type.Object({
 });
 
 const Num = Type.Number();
-/** A partial edit of the model in force; the result is saved as the next version. */
+/**
+ * A partial edit of the model in force; the result is saved as the next version. Keys and ranges beyond this schema
+ * are checked by the route (validateModelPatch in server/src/fraud/scoring.ts, the single source of the limits: a 400
+ * naming the field): bias in [-50, 50], each weight in [-100, 100] and a known feature, each allowance a known one
+ * within its own range (ALLOWANCE_LIMITS: counts that include the user's own action start at 1, printSpan ≥ 1, night
+ * hours 0–23), hold thresholds only for prize kinds.
+ */
 export const FraudModelPatchSchema = Type.Object({
-  bias: Type.Optional(Num),
+  bias: Type.Optional(Type.Number({ description: 'In [-50, 50]' })),
   cap: Type.Optional(Type.Number({ minimum: 1, maximum: 100 })),
-  weights: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z]+$' }), Num)),
-  allowances: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z]+$' }), Type.Number({ minimum: 0 }))),
+  weights: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z]+$' }), Num, { description: 'Feature → weight in [-100, 100]' })),
+  allowances: Type.Optional(Type.Record(Type.String({ pattern: '^[a-zA-Z]+$' }), Type.Number({ minimum: 0 }), {
+    description: 'Allowance → value within its range (ALLOWANCE_LIMITS in server/src/fraud/scoring.ts; docs/FRAUD.md)',
+  })),
   thresholds: Type.Optional(Type.Object({
     hold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     block: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),

@@ -3,7 +3,9 @@
  * allowance raises the score, names itself among the top reasons, and crosses hold / block where the model says.
  */
 import t from 'tap';
-import { cleanFeatures, cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, type Features, type FraudModel } from '../src/fraud/scoring.ts';
+import {
+  ALLOWANCE_LIMITS, ALLOWANCES, cleanFeatures, cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, type Features, type FraudModel,
+} from '../src/fraud/scoring.ts';
 
 const m = DEFAULT_MODEL;
 const f = (patch: Partial<Features>): Features => ({ ...cleanFeatures(), ...patch });
@@ -125,6 +127,71 @@ t.test('model validation refuses broken edits', async (t) => {
   t.match(validateModel({ ...m, thresholds: { ...m.thresholds, hold: 0.95, block: 0.9 } }), /hold ≤ block/);
   t.match(validateModel({ ...m, weights: { ...m.weights, sharedPhone: Number.NaN } } as FraudModel), /weights.sharedPhone/);
   t.match(validateModel({ ...m, cooldown: { ...m.cooldown, stepsS: [60, -1] } }), /stepsS/);
+});
+
+const withWeights = (w: Partial<FraudModel['weights']>): FraudModel => ({ ...m, weights: { ...m.weights, ...w } });
+const withAllowances = (a: Record<string, number>): FraudModel => ({ ...m, allowances: { ...m.allowances, ...a } } as FraudModel);
+
+t.test('model validation: bias and every weight are bounded (finite is not enough: 1e308 − 1e308 is NaN)', async (t) => {
+  t.match(validateModel(withWeights({ redeemHour: 1e308 })), /weights\.redeemHour must be a number in \[-100, 100\]/);
+  t.match(validateModel(withWeights({ redeemDay: -1e308 })), /weights\.redeemDay must be a number in \[-100, 100\]/);
+  t.match(validateModel(withWeights({ sharedIp: 100.5 })), /weights\.sharedIp/);
+  t.equal(validateModel(withWeights({ sharedIp: 100, typos: -100 })), null, 'the bounds themselves are allowed');
+  t.match(validateModel({ ...m, bias: 51 }), /bias must be a number in \[-50, 50\]/);
+  t.match(validateModel({ ...m, bias: -1e9 }), /bias/);
+  t.equal(validateModel({ ...m, bias: -50 }), null);
+  t.match(validateModel({ ...m, cap: 1e6 }), /cap must be a number in \[1, 100\]/);
+});
+
+t.test('model validation: each allowance has its range; an honest single redemption can never be flagged by an allowed model', async (t) => {
+  for (const [k, v] of [
+    ['redeemHour', 0], ['redeemDay', 0], ['redeemTotal', 0], ['scatteredCodes', 0], ['sharedPhone', 0], ['sharedDevice', 0], ['sharedIp', 0],
+    ['answerPrint', 0], ['campaignBurst', 0.5], ['newOnDevice', 0], ['typos', 0], ['printSpan', 0],
+  ] as const) {
+    t.match(validateModel(withAllowances({ [k]: v })), new RegExp(`^allowances\\.${k} must be an? (integer|number) in \\[1, `), `${k} = ${v}`);
+  }
+  t.match(validateModel(withAllowances({ nightFrom: 24 })), /allowances\.nightFrom must be an integer in \[0, 23\]/);
+  t.match(validateModel(withAllowances({ nightTo: -1 })), /allowances\.nightTo/);
+  t.match(validateModel(withAllowances({ nightFrom: 1.5 })), /allowances\.nightFrom must be an integer/);
+  t.match(validateModel(withAllowances({ redeemDay: 2.5 })), /allowances\.redeemDay must be an integer/, 'counts are integers');
+  t.match(validateModel(withAllowances({ newAccountMin: 1e12 })), /allowances\.newAccountMin must be an integer in \[0, 43200\]/);
+  t.match(validateModel(withAllowances({ redeemHour: 0 })), /this redemption/, 'the message says why the minimum is not 0');
+  t.equal(validateModel(withAllowances({ redeemHour: 1.5, campaignBurst: 1.2, wrongRate: 2.5 })), null, 'rates may be fractional');
+  t.equal(validateModel(withAllowances({ unknownCodes: 0, newAccountMin: 0, nightFrom: 0, nightTo: 0 })), null, 'zero where zero is honest');
+
+  // The lowest model validateModel lets through: every allowance at its minimum, every weight at the top, bias too.
+  const lowest: FraudModel = {
+    ...m, bias: 50, weights: Object.fromEntries(FEATURES.map((k) => [k, 100])) as FraudModel['weights'],
+    allowances: Object.fromEntries(ALLOWANCES.map((k) => [k, ALLOWANCE_LIMITS[k].min])) as unknown as FraudModel['allowances'],
+  };
+  lowest.allowances.nightFrom = 1; lowest.allowances.nightTo = 6;
+  t.equal(validateModel(lowest), null);
+  const flat: FraudModel = { ...lowest, bias: -4 };
+  const honest = { ...cleanFeatures(), sharedPhone: 1, sharedDevice: 1, sharedIp: 1, answerPrint: 1, newOnDevice: 1 };
+  t.same(score(honest, flat).reasons, [], 'one redemption, one account on its phone, device and IP, its own answers: nothing counts');
+});
+
+t.test('model validation: hold thresholds by kind only for prize kinds; cool-down counts', async (t) => {
+  const byKind = (h: Record<string, number>) => ({ ...m, thresholds: { ...m.thresholds, holdByKind: { ...m.thresholds.holdByKind, ...h } } }) as FraudModel;
+  t.match(validateModel(byKind({ constructor: 0.3 })), /thresholds\.holdByKind\.constructor is not a prize kind/);
+  t.match(validateModel(byKind({ gold: 0.3 })), /holdByKind\.gold is not a prize kind \(points, coupon, topup, cash, physical\)/);
+  t.equal(validateModel(byKind({ physical: 0.3 })), null);
+  t.match(validateModel({ ...m, cooldown: { ...m.cooldown, windowH: 0 } }), /cooldown\.windowH/);
+  t.match(validateModel({ ...m, cooldown: { ...m.cooldown, free: -1 } }), /cooldown\.free/);
+});
+
+t.test('score: a model whose z overflows (saved before the bounds) scores 1 and never allows a heavy user', async (t) => {
+  const broken = withWeights({ redeemHour: 1e308, redeemDay: -1e308 });
+  const heavy = f({ redeemHour: 30, redeemDay: 40 });
+  const s = score(heavy, broken);
+  t.equal(s.score, 1, 'Infinity − Infinity is NaN: treated as 1');
+  t.equal(s.sharingOnly, false);
+  for (const kind of [null, 'points', 'cash']) t.not(decide(s, broken, kind), 'allow', String(kind));
+  t.ok(s.reasons.every((r) => Number.isFinite(r.contribution)), 'reasons stay finite (they are stored as JSON)');
+  t.equal(score(f({ redeemHour: 30 }), withWeights({ redeemHour: 1e308 })).score, 1, '+Infinity: 1');
+  t.equal(score(f({ redeemDay: 40 }), withWeights({ redeemDay: -1e308 })).score, 1, '−Infinity: not a number to trust, 1');
+  t.equal(score(cleanFeatures(), broken).score, floor, 'a user without those signals scores as before');
+  t.not(decide({ ...s, score: Number.NaN }, m, 'points'), 'allow', 'decide: a NaN score is not a pass');
 });
 
 t.test('cost: scoring stays in the microseconds', async (t) => {

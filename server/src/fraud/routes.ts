@@ -11,7 +11,7 @@ import {
   FraudModelPatchSchema, FraudModelVersionSchema, FraudReviewDetailSchema, FraudReviewSchema, RejectBodySchema, ReviewListQuerySchema,
 } from '../../../shared/fraud.ts';
 import { requireRole } from '../ops/auth.ts';
-import type { FraudModel } from './scoring.ts';
+import { validateModelPatch, type FraudModel } from './scoring.ts';
 import type { FraudService } from './service.ts';
 
 const security = [{ bearerAuth: [] }];
@@ -87,6 +87,11 @@ export const fraudRoutes: FastifyPluginAsyncTypebox<{ fraud: FraudService }> = a
     config: { audit: { action: 'fraud_model.create', targetType: 'fraud_model' } },
   }, async (req, reply) => {
     const { note, ...patch } = req.body;
+    // Keys and ranges of the edit itself (unknown weights / allowances / prize kinds, out-of-range values): a 400
+    // naming the field, like the schema's own. Rules across fields of the merged model (hold ≤ block) are the
+    // service's (422).
+    const problem = validateModelPatch(patch);
+    if (problem) return reply.status(400).send({ code: 'VALIDATION', message: problem });
     return reply.status(201).send(await fraud.createModel(patch as Partial<Omit<FraudModel, 'version'>>, note ?? null, req.actor!));
   });
 };

@@ -184,10 +184,14 @@ export function score(f: Features, m: FraudModel): Score {
     if (c === 0) continue;
     z += c;
     if (SHARING.has(name)) sharing += c;
-    if (c > 0) reasons.push({ feature: name, value: Math.round(RAW[name](f) * 100) / 100, contribution: Math.round(c * 1000) / 1000 });
+    // Rounded and kept finite (JSON has no Infinity): reasons are stored and shown to reviewers.
+    if (c > 0) reasons.push({ feature: name, value: Math.round(RAW[name](f) * 100) / 100, contribution: Math.round(Math.min(c, 1e9) * 1000) / 1000 });
   }
   if (reasons.length > 1) reasons.sort((a, b) => b.contribution - a.contribution);
   if (reasons.length > 3) reasons.length = 3;
+  // A model outside MODEL_LIMITS (a version saved before they existed) can overflow z to ±Infinity or NaN (∞ − ∞),
+  // and NaN compares false with every threshold: the user would be allowed. A broken model scores 1 instead.
+  if (!Number.isFinite(z)) return { score: 1, reasons, modelVersion: m.version, sharingOnly: false };
   return { score: 1 / (1 + Math.exp(-z)), reasons, modelVersion: m.version, sharingOnly: sharing > 0 && 1 / (1 + Math.exp(-(z - sharing))) < m.thresholds.block };
 }
 
@@ -195,9 +199,11 @@ export type Decision = 'allow' | 'hold' | 'block';
 
 /** allow / hold / block for a score; `prizeKind` (when the prize is known) may lower the hold threshold. */
 export function decide(s: Score, m: FraudModel, prizeKind?: string | null): Decision {
-  if (s.score >= m.thresholds.block && !s.sharingOnly) return 'block';
+  // Not a number is not a pass: NaN would fail every comparison below and allow.
+  const sc = Number.isNaN(s.score) ? 1 : s.score;
+  if (sc >= m.thresholds.block && !s.sharingOnly) return 'block';
   const byKind = prizeKind ? (m.thresholds.holdByKind as Record<string, number | undefined>)[prizeKind] : undefined;
-  if (s.score >= Math.min(m.thresholds.hold, byKind ?? 1)) return 'hold';
+  if (sc >= Math.min(m.thresholds.hold, byKind ?? 1)) return 'hold';
   return 'allow';
 }
 
@@ -216,14 +222,119 @@ export function cleanFeatures(hour = 12): Features {
   };
 }
 
-/** Checks a model edited by ops: every weight a finite number, thresholds ordered, cool-downs positive. */
+/* ================= limits of an edited model ================= */
+
+/**
+ * What an ops edit may set. Bias and weights are bounded so that z = bias + Σ weight·excess always stays finite and
+ * meaningful: |z| ≤ 50 + 19 features · 100 · cap 100, far from overflow, and σ(±50) is already 0 or 1 to 20 digits.
+ */
+export const MODEL_LIMITS = {
+  bias: { min: -50, max: 50, integer: false },
+  weight: { min: -100, max: 100, integer: false },
+  cap: { min: 1, max: 100, integer: false },
+} as const;
+
+export type AllowanceName = keyof FraudModel['allowances'];
+interface Limit { readonly min: number; readonly max: number; readonly integer: boolean; /** Why the minimum is not 0 (in the error). */ readonly why?: string }
+
+/**
+ * The range of each allowance. Counts that include the user's own action ("this one included": a redemption, the
+ * account itself) start at 1, so that an honest single redemption never counts; typos and wrong attempts per minute
+ * start at 1 because an honest user mistypes once (a typo allowance of 0 also throttles the first typo: the "too
+ * fast" reply starts above 4 × the allowance). Unknown codes may be 0 (an honest redemption has none); newAccountMin 0
+ * switches the signal off. Integers where the signal is a count; night hours are 0–23 (from = to: no night).
+ */
+export const ALLOWANCE_LIMITS: { readonly [K in AllowanceName]: Limit } = {
+  unknownCodes: { min: 0, max: 100, integer: true },
+  typos: { min: 1, max: 100, integer: true, why: 'an honest user mistypes a code now and then; 0 also throttles the first typo' },
+  wrongRate: { min: 1, max: 100, integer: false, why: 'one honest mistake is a wrong attempt per minute' },
+  redeemHour: { min: 1, max: 1000, integer: false, why: 'the rate includes this redemption: below 1 every first redemption counts' },
+  redeemDay: { min: 1, max: 10_000, integer: true, why: "today's count includes this redemption: 0 flags every user" },
+  redeemTotal: { min: 1, max: 100_000, integer: true, why: 'the campaign count includes this redemption: 0 flags every user' },
+  newAccountMin: { min: 0, max: 43_200, integer: true },
+  sharedPhone: { min: 1, max: 100, integer: true, why: 'the count includes the account itself' },
+  sharedDevice: { min: 1, max: 1000, integer: true, why: 'the count includes the account itself' },
+  sharedIp: { min: 1, max: 10_000, integer: true, why: 'the count includes the account itself' },
+  answerPrint: { min: 1, max: 10_000, integer: true, why: 'the count includes the account itself' },
+  nightFrom: { min: 0, max: 23, integer: true },
+  nightTo: { min: 0, max: 23, integer: true },
+  campaignBurst: { min: 1, max: 1000, integer: false, why: 'it is relative to the campaign\'s normal rate (1 = normal)' },
+  scatteredCodes: { min: 1, max: 100, integer: true, why: "one pack's codes are one neighbourhood: 0 flags every redemption" },
+  printSpan: { min: 1, max: 1_000_000, integer: true, why: 'below 1 every code is its own neighbourhood' },
+  newOnDevice: { min: 1, max: 100, integer: true, why: 'the count includes the account itself' },
+};
+export const ALLOWANCES = Object.keys(ALLOWANCE_LIMITS) as AllowanceName[];
+
+export const PRIZE_KINDS = ['points', 'coupon', 'topup', 'cash', 'physical'] as const;
+
+const FEATURE_SET: ReadonlySet<string> = new Set(FEATURES);
+
+/** null, or what is wrong with `value` at `field` (named in the message). */
+function outOfRange(field: string, value: unknown, l: Limit): string | null {
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= l.min && value <= l.max && (!l.integer || Number.isInteger(value));
+  if (ok) return null;
+  const below = typeof value === 'number' && value < l.min && l.why ? ` (${l.why})` : '';
+  return `${field} must be ${l.integer ? 'an integer' : 'a number'} in [${l.min}, ${l.max}]${below}`;
+}
+
+/**
+ * Checks the keys and ranges of an ops edit on its own (before it is merged over the model in force): unknown
+ * weights, allowances and prize kinds are refused by name, each value must be within its limit. The caller answers
+ * 400 with the message. Cross-field rules (hold ≤ block) need the merged model: validateModel.
+ */
+export function validateModelPatch(p: {
+  bias?: unknown; cap?: unknown; weights?: Record<string, unknown>; allowances?: Record<string, unknown>;
+  thresholds?: { holdByKind?: Record<string, unknown> };
+}): string | null {
+  if (p.bias !== undefined) { const e = outOfRange('bias', p.bias, MODEL_LIMITS.bias); if (e) return e; }
+  if (p.cap !== undefined) { const e = outOfRange('cap', p.cap, MODEL_LIMITS.cap); if (e) return e; }
+  for (const [k, v] of Object.entries(p.weights ?? {})) {
+    if (!FEATURE_SET.has(k)) return `weights.${k} is not a feature (${FEATURES.join(', ')})`;
+    const e = outOfRange(`weights.${k}`, v, MODEL_LIMITS.weight);
+    if (e) return e;
+  }
+  for (const [k, v] of Object.entries(p.allowances ?? {})) {
+    if (!Object.hasOwn(ALLOWANCE_LIMITS, k)) return `allowances.${k} is not an allowance (${ALLOWANCES.join(', ')})`;
+    const e = outOfRange(`allowances.${k}`, v, ALLOWANCE_LIMITS[k as AllowanceName]);
+    if (e) return e;
+  }
+  for (const k of Object.keys(p.thresholds?.holdByKind ?? {})) {
+    if (!(PRIZE_KINDS as readonly string[]).includes(k)) return `thresholds.holdByKind.${k} is not a prize kind (${PRIZE_KINDS.join(', ')})`;
+  }
+  return null;
+}
+
+/**
+ * Checks a whole model (an ops edit merged over the version in force) against MODEL_LIMITS and ALLOWANCE_LIMITS:
+ * bias and weights bounded, allowances in range, thresholds ordered, hold thresholds only for prize kinds, cool-downs
+ * positive. Only edits are checked: versions already saved load as they are (and score() survives them).
+ */
 export function validateModel(m: FraudModel): string | null {
-  for (const name of FEATURES) if (!Number.isFinite(m.weights[name])) return `weights.${name} must be a number`;
+  for (const name of FEATURES) {
+    if (!Number.isFinite(m.weights[name])) return `weights.${name} must be a number`;
+    const e = outOfRange(`weights.${name}`, m.weights[name], MODEL_LIMITS.weight);
+    if (e) return e;
+  }
   if (!Number.isFinite(m.bias)) return 'bias must be a number';
+  const e = outOfRange('bias', m.bias, MODEL_LIMITS.bias) ?? outOfRange('cap', m.cap, MODEL_LIMITS.cap);
+  if (e) return e;
+  for (const name of ALLOWANCES) {
+    const v = (m.allowances as Partial<FraudModel['allowances']>)[name];
+    // Absent in a version saved before the allowance existed: the scoring uses the default.
+    if (v === undefined) continue;
+    const e = outOfRange(`allowances.${name}`, v, ALLOWANCE_LIMITS[name]);
+    if (e) return e;
+  }
   const t = m.thresholds;
   if (!(t.hold > 0 && t.hold <= t.block && t.block <= 1)) return 'thresholds must satisfy 0 < hold ≤ block ≤ 1';
-  for (const [k, v] of Object.entries(t.holdByKind ?? {})) if (!(typeof v === 'number' && v > 0 && v <= 1)) return `thresholds.holdByKind.${k} must be in (0, 1]`;
-  if (!m.cooldown.stepsS.every((s) => Number.isInteger(s) && s > 0)) return 'cooldown.stepsS must be positive integers';
-  if (m.cooldown.blockS !== undefined && !(Number.isInteger(m.cooldown.blockS) && m.cooldown.blockS >= 0)) return 'cooldown.blockS must be a non-negative integer';
+  for (const [k, v] of Object.entries(t.holdByKind ?? {})) {
+    if (!(PRIZE_KINDS as readonly string[]).includes(k)) return `thresholds.holdByKind.${k} is not a prize kind (${PRIZE_KINDS.join(', ')})`;
+    if (!(typeof v === 'number' && v > 0 && v <= 1)) return `thresholds.holdByKind.${k} must be in (0, 1]`;
+  }
+  const c = m.cooldown;
+  if (!(Number.isInteger(c.free) && c.free >= 0 && c.free <= 100)) return 'cooldown.free must be an integer in [0, 100]';
+  if (!(Number.isInteger(c.windowH) && c.windowH >= 1 && c.windowH <= 720)) return 'cooldown.windowH must be an integer in [1, 720]';
+  if (!c.stepsS.every((s) => Number.isInteger(s) && s > 0)) return 'cooldown.stepsS must be positive integers';
+  if (c.blockS !== undefined && !(Number.isInteger(c.blockS) && c.blockS >= 0)) return 'cooldown.blockS must be a non-negative integer';
   return null;
 }

@@ -5,8 +5,8 @@
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { buildTestApp, count, onPostgres } from './helpers.ts';
-import { mpLogin, type MpLoggedIn } from './mp-helpers.ts';
+import { adminHeaders, buildTestApp, count, onPostgres } from './helpers.ts';
+import { mpBindPhone, mpLogin, type MpLoggedIn } from './mp-helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 import { manualClock } from '../src/platform/clock.ts';
 import { createFraudService } from '../src/fraud/service.ts';
@@ -143,4 +143,19 @@ t.test('guessing in parallel: thirty wrong codes sent at once by one member are 
   t.equal(replies.filter((m) => /错误兑奖码的次数较多/.test(m) && !/未找到/.test(m)).length, 26, 'the other 26 refused unseen by the cool-down');
   const [st] = await h.database.query<{ unknown_codes: number }>(sql`SELECT unknown_codes FROM fraud_user_state WHERE openid = ${who.mpOpenid}`);
   t.equal(Number(st!.unknown_codes), 4);
+});
+
+t.test('a blacklisted phone bound by a member refuses their codes; removing the entry lets them redeem again', async (t) => {
+  const { h, codes } = await setup(t, 5);
+  const admin = await adminHeaders(h.app);
+  const entry = await h.app.inject({ method: 'POST', url: '/api/ops/fraud/blacklist', headers: admin, payload: { kind: 'phone', value: '13912345678', note: 'reseller' } });
+  t.equal(entry.statusCode, 201);
+  const who = await mpLogin(h);
+  await mpBindPhone(h, who.token, '13912345678');
+  const play = client(h, who, PHONE_A, '183.6.1.9');
+  t.equal(await play.play(codes[0]!), 'refused', 'the bound phone is blacklisted: refused before the lookup');
+  t.equal(await count(h.database, 'codes', 'redeemed_at IS NOT NULL'), 0);
+  const del = await h.app.inject({ method: 'DELETE', url: `/api/ops/fraud/blacklist/${entry.json().id}`, headers: admin });
+  t.ok(del.statusCode < 300, `entry removed (${del.statusCode})`);
+  t.equal(await play.play(codes[1]!), 'paid', 'no longer blacklisted: the code is redeemed and drawn');
 });

@@ -210,6 +210,11 @@ export function createFraudService(deps: FraudDeps) {
     }
     return h;
   }
+  /**
+   * A stored hit (phone bound, identifier seen) counts while its entry is on the blacklist: removing the entry
+   * unblocks the user. Hits stored before they carried the entry's key (the kind alone) cannot be checked and stand.
+   */
+  const stillBlacklisted = (hit: string | null | undefined) => !!hit && (!hit.includes(':') || blacklist.has(hit));
   const isBlacklisted = (openid: string) => blacklist.size > 0 && blacklist.has(`openid:${openidHash(openid)}`);
 
   const mems = new Map<string, Mem>();
@@ -263,7 +268,7 @@ export function createFraudService(deps: FraudDeps) {
     const sub = ms(st?.subscribed_at) ?? ms(st?.first_seen_at);
     const day = localDay(now);
     return {
-      blacklisted: isBlacklisted(openid) || st?.blacklist_hit ? 1 : 0,
+      blacklisted: isBlacklisted(openid) || stillBlacklisted(st?.blacklist_hit) ? 1 : 0,
       unknownCodes: st && ws !== null && t - ws < windowMs ? st.unknown_codes : 0,
       typos: m ? decay(m.typoRate, m.typoAt, t, HOUR) : 0,
       wrongRate: st && lw !== null ? decay(st.wrong_rate, lw, t, 60_000) : 0,
@@ -583,7 +588,7 @@ export function createFraudService(deps: FraudDeps) {
       await refresh();
       const hash = phoneHash(p, deps.piiKey);
       const openids = [...new Set([...(await repo.openidsWithPhoneHash(hash)), openid])];
-      const hit = blacklist.has(`phone:${hash}`) ? 'phone' : null;
+      const hit = blacklist.has(`phone:${hash}`) ? `phone:${hash}` : null;
       const flag = openids.length > model.allowances.sharedPhone || hit !== null;
       if (!flag && openids.length < 2) return false;
       await repo.sharedPhone(openids, openids.length, flag, null, now);
@@ -641,7 +646,7 @@ export function createFraudService(deps: FraudDeps) {
         const raw = ids[kind];
         const v = raw ? normalise(kind, raw.slice(0, 128)) : null;
         if (!v) continue;
-        if (blacklist.has(`${kind}:${hashOf(kind, v)}`)) hit = kind;
+        if (blacklist.has(`${kind}:${hashOf(kind, v)}`)) hit = `${kind}:${hashOf(kind, v)}`;
         // A fingerprint alone is shared by everyone with the same phone model; on one IP it is, in practice, one phone.
         const counted = kind === 'device' ? (ip ? hashOf('device', `${v}@${ip}`) : null) : hashOf(kind, v);
         if (!counted) continue;

@@ -95,3 +95,17 @@ t.test('a version saved before the limits keeps loading; its next edit must brin
   t.equal(fixed.statusCode, 201, fixed.statusCode === 201 ? 'saved' : fixed.body);
   t.equal(fixed.json().version, 3);
 });
+
+t.test('two edits at once are both kept: each saves a version, the later one merged over the earlier', async (t) => {
+  const s = await setup(t);
+  const [a, b] = await Promise.all([
+    s.api('POST', '/api/ops/fraud/models', { weights: { typos: 1 }, note: 'A' }),
+    s.api('POST', '/api/ops/fraud/models', { bias: -3, note: 'B' }),
+  ]);
+  t.same([a.statusCode, b.statusCode], [201, 201]);
+  t.same([a.json().version, b.json().version].sort(), [2, 3], 'two versions saved');
+  const latest = (await s.api('GET', '/api/ops/fraud/model')).json();
+  t.equal(latest.version, 3);
+  t.equal(latest.model?.weights?.typos ?? latest.weights?.typos, 1, "A's weight survives B's edit");
+  t.equal(latest.model?.bias ?? latest.bias, -3, "B's bias survives A's edit");
+});

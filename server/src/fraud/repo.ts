@@ -76,11 +76,13 @@ export function createFraudRepo(db: Db) {
         VALUES (${model.version}, ${JSON.stringify(model)}::jsonb, 'defaults from configuration', 'system', ${iso(at)}) ON CONFLICT (version) DO NOTHING`);
     },
     /** The next version; null when another writer took the same number (the caller retries). */
-    async insertModel(model: Omit<FraudModel, 'version'>, note: string | null, by: string, at: Date): Promise<number | null> {
+    /** Saves the next version, made from version `basedOn`, only if that is still the latest (else null). */
+    async insertModel(model: Omit<FraudModel, 'version'>, note: string | null, by: string, at: Date, basedOn: number): Promise<number | null> {
       const rows = rowsOf<{ version: number }>(await db.execute(sql`
         INSERT INTO fraud_models (version, model, note, created_by, created_at)
         SELECT coalesce(max(version), 0) + 1, ${JSON.stringify(model)}::jsonb || jsonb_build_object('version', coalesce(max(version), 0) + 1), ${note}, ${by}, ${iso(at)}
         FROM fraud_models
+        HAVING coalesce(max(version), 0) = ${basedOn}
         ON CONFLICT (version) DO NOTHING RETURNING version`));
       return rows[0]?.version ?? null;
     },

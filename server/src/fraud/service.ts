@@ -21,7 +21,7 @@ import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
 import { createFulfilmentRepo } from '../fulfilment/repo.ts';
 import { normalisePhone, phoneHash } from '../members/phones.ts';
 import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
-import { cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+import { cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
 
 export const FRAUD_TEXTS = {
   cooldown: '您输入错误兑奖码的次数较多，为保障账户安全，请于 {time} 后再试。',
@@ -790,26 +790,30 @@ export function createFraudService(deps: FraudDeps) {
 
     /** A new version from a partial edit of the one in force (weights, allowances, thresholds, cool-downs). */
     async createModel(patch: Partial<Omit<FraudModel, 'version'>>, note: string | null, actor: Actor) {
-      await refresh(true);
-      const unknownWeight = Object.keys(patch.weights ?? {}).find((k) => !(FEATURES as readonly string[]).includes(k));
-      if (unknownWeight) throw new AppError('VALIDATION', `weights.${unknownWeight} is not a feature (${FEATURES.join(', ')})`);
-      const unknownAllowance = Object.keys(patch.allowances ?? {}).find((k) => !(k in model.allowances));
-      if (unknownAllowance) throw new AppError('VALIDATION', `allowances.${unknownAllowance} is not an allowance (${Object.keys(model.allowances).join(', ')})`);
-      const next: FraudModel = {
-        ...model,
-        ...(patch.bias !== undefined ? { bias: patch.bias } : {}),
-        ...(patch.cap !== undefined ? { cap: patch.cap } : {}),
-        weights: { ...model.weights, ...(patch.weights ?? {}) },
-        allowances: { ...model.allowances, ...(patch.allowances ?? {}) },
-        thresholds: { ...model.thresholds, ...(patch.thresholds ?? {}), holdByKind: { ...model.thresholds.holdByKind, ...(patch.thresholds?.holdByKind ?? {}) } },
-        cooldown: { ...model.cooldown, ...(patch.cooldown ?? {}) },
-      };
-      const problem = validateModel(next);
-      if (problem) throw new AppError('VALIDATION', problem);
-      const { version: _v, ...body } = next;
-      let version: number | null = null;
-      for (let i = 0; i < 5 && version === null; i++) version = await repo.insertModel(body, note, actor.username, clock.now());
-      if (version === null) throw new AppError('CONFLICT', 'Another model version was saved at the same time; reload and try again');
+      const bad = validateModelPatch(patch);
+      if (bad) throw new AppError('VALIDATION', bad);
+      // The patch is merged over the version in force and saved as the next one only if that is still the latest:
+      // two edits at once are both kept (the second merged over the first), never one silently undoing the other.
+      let saved: { version: number; next: FraudModel } | null = null;
+      for (let i = 0; i < 5 && saved === null; i++) {
+        await refresh(true);
+        const next: FraudModel = {
+          ...model,
+          ...(patch.bias !== undefined ? { bias: patch.bias } : {}),
+          ...(patch.cap !== undefined ? { cap: patch.cap } : {}),
+          weights: { ...model.weights, ...(patch.weights ?? {}) },
+          allowances: { ...model.allowances, ...(patch.allowances ?? {}) },
+          thresholds: { ...model.thresholds, ...(patch.thresholds ?? {}), holdByKind: { ...model.thresholds.holdByKind, ...(patch.thresholds?.holdByKind ?? {}) } },
+          cooldown: { ...model.cooldown, ...(patch.cooldown ?? {}) },
+        };
+        const problem = validateModel(next);
+        if (problem) throw new AppError('VALIDATION', problem);
+        const { version: basedOn, ...body } = next;
+        const version = await repo.insertModel(body, note, actor.username, clock.now(), basedOn);
+        if (version !== null) saved = { version, next };
+      }
+      if (saved === null) throw new AppError('CONFLICT', 'Other model versions were being saved at the same time; reload and try again');
+      const { version, next } = saved;
       await refresh(true);
       log.info({ version, by: actor.username }, 'fraud model version saved');
       return { version, model: { ...next, version }, note, createdBy: actor.username, createdAt: clock.now().toISOString() };

@@ -88,6 +88,11 @@ export function createFraudRepo(db: Db) {
     },
 
     /* ---- read-mostly caches ---- */
+    /** Changes whenever an entry is added or removed (ids are never reused): the keys are reloaded only then. */
+    async blacklistStamp(): Promise<string> {
+      const [r] = rowsOf<{ n: number; m: number }>(await db.execute(sql`SELECT count(*)::int AS n, coalesce(max(id), 0)::int AS m FROM fraud_blacklist`));
+      return `${r?.n ?? 0}:${r?.m ?? 0}`;
+    },
     async blacklistKeys(): Promise<Array<{ kind: string; value_hash: string }>> {
       return rowsOf(await db.execute(sql`SELECT kind, value_hash FROM fraud_blacklist`));
     },

@@ -144,6 +144,7 @@ export function createFraudService(deps: FraudDeps) {
   /* ---- caches ---- */
   let model: FraudModel = defaults;
   let blacklist = new Set<string>();
+  let blacklistStamp = '';
   const flagged = new Set<string>();
   let loadedAt = -Infinity;
   let flaggedSince: Date | null = null;
@@ -167,8 +168,13 @@ export function createFraudService(deps: FraudDeps) {
         weights: { ...defaults.weights, ...latest.model.weights }, allowances: { ...defaults.allowances, ...latest.model.allowances },
       };
     }
-    const keys = await repo.blacklistKeys();
-    blacklist = new Set(keys.map((k) => `${k.kind}:${k.value_hash}`));
+    // The whole list only when it changed (imports bring thousands of entries; this runs every FRAUD_CACHE_TTL_MS).
+    const stamp = await repo.blacklistStamp();
+    if (stamp !== blacklistStamp) {
+      const keys = await repo.blacklistKeys();
+      blacklist = new Set(keys.map((k) => `${k.kind}:${k.value_hash}`));
+      blacklistStamp = stamp;
+    }
     // Flagged users: all of them once, then only rows changed since the last load (minus a margin for clock skew
     // between instances and transactions that committed late). On the service's clock: rows carry its time.
     const since = flaggedSince;

@@ -14,6 +14,7 @@ import { classifyCode, createLookupKeyer } from './codes.ts';
 import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lottery.ts';
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
+import { createMpRedeemRepo } from './mp-redeem-repo.ts';
 import { createLiveCampaigns, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
@@ -57,6 +58,8 @@ export interface RedemptionServiceDeps {
 export function createRedemptionService(deps: RedemptionServiceDeps) {
   const { database, clock, log, dialogs } = deps;
   const repo = createRedeemRepo(database);
+  /** Reads of one redemption (by id, or by code) that the mini program's flow shares. */
+  const lookups = createMpRedeemRepo(database);
   const keyer = createLookupKeyer(deps.codeKey);
   /** The shard a limited prize's unit is taken from first (spreads concurrent draws over the shards). */
   const randomShard = (shards: number) => (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(shards, 1));
@@ -196,14 +199,18 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   /* ---- redemption ---- */
-  async function failureReply(row: RedeemRow, code: string, openid: string, now: Date, day: string): Promise<ReplyMessage> {
+  async function redeemedBySelf(c: CachedCampaign | undefined, openid: string, redeemedAt: Date | string): Promise<ReplyMessage> {
+    const pending = (await repo.pendingRedemptions(openid)).length > 0;
+    return text(say(c, 'redeemedBySelf', { time: formatTime(new Date(redeemedAt)), next: pending ? '发送“抽奖”继续抽奖。' : '' }).trimEnd());
+  }
+
+  async function failureReply(row: RedeemRow, code: string, key: string, openid: string, now: Date, day: string): Promise<ReplyMessage> {
     if (row.campaign_id === null || row.batch_status === 'loading') return text(render('unknown', undefined, { code }));
     const c = await campaign(row.campaign_id);
     if (row.batch_status === 'voided') return text(say(c, 'voided', { code }));
     if (row.redeemed_at) {
       if (row.redeemed_by !== openid) return text(say(c, 'redeemedByOther', { code }));
-      const pending = (await repo.pendingRedemptions(openid)).length > 0;
-      return text(say(c, 'redeemedBySelf', { time: formatTime(new Date(row.redeemed_at)), next: pending ? '发送“抽奖”继续抽奖。' : '' }).trimEnd());
+      return redeemedBySelf(c, openid, row.redeemed_at);
     }
     const name = c?.name ?? '';
     const startsAt = new Date(row.starts_at!);
@@ -216,6 +223,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       return text(say(c, 'dailyLimit', { limit: row.per_day ?? 0 }));
     }
     if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
+    // The race may have been against this user's own double send (a double scan, a retry on another instance).
+    const mine = await lookups.redemptionOfCode(openid, key);
+    if (mine) return redeemedBySelf(c, openid, mine.redeemed_at);
     return text(say(c, 'redeemedByOther', { code }));
   }
 
@@ -254,7 +264,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     const { fuse, picks } = predraw((await campaigns()).byId, code.length - 1, now);
     const row = await redeemBatch({ key, openid, at: now, day, fuse: gate?.noFuse ? null : fuse });
     if (!row.redemption_id) {
-      const reply = await failureReply(row, code, openid, now, day);
+      const reply = await failureReply(row, code, key, openid, now, day);
       // Unknown, voided or someone else's code: what guessing and bought-code lists produce. A code someone else
       // redeemed moments ago is a race (two people, one pack), not a guess.
       const wrong = row.campaign_id === null || row.batch_status === 'loading' || row.batch_status === 'voided'

@@ -1,7 +1,7 @@
 import { lt, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
 import { retryOnDeadlock, rowsOf } from '../db/retry.ts';
-import { createBatcher } from '../platform/batcher.ts';
+import { createBatcher, settleIsolated, type Settled } from '../platform/batcher.ts';
 import { webhookDedup } from './tables.ts';
 import type { ActiveDialog } from './dialogs.ts';
 
@@ -45,11 +45,16 @@ export const grantSlackS = (ttlMs: number) => (ttlMs >= 3_600_000 ? 60 : 0);
  * The claim commits without waiting for its WAL flush (synchronous_commit off for this statement's own transaction,
  * set by the statement itself: a one-time filter of the final SELECT, reverted at its commit). Nothing is lost by it:
  * - every effect that matters commits synchronously after the claim (a code's redemption, a draw, points, a dialog
- *   step), and a synchronous commit flushes the WAL up to its own record, the earlier claim's included: once a
- *   reply that depends on a durable write goes out, the claim is durable too;
- * - a crash in the ≤ 3 × wal_writer_delay after a claim whose message wrote nothing else can forget that claim (and
- *   the replies it stored): WeChat's retry is then answered again, as if it were the first delivery; a forgotten
- *   48-hour grant renewal only makes the stored window shorter or its quota smaller, never larger;
+ *   step, the stored reply: STORE_SQL, its own statement with a synchronous commit), and a synchronous commit flushes
+ *   the WAL up to its own record, the earlier claim's included: once a reply is stored or a reply that depends on a
+ *   durable write goes out, the claim is durable too;
+ * - a crash in the ≤ 3 × wal_writer_delay after a claim, before anything synchronous followed it, can forget that
+ *   claim: WeChat's retry is then answered again, as if it were the first delivery (nothing the first delivery did is
+ *   durable either); a forgotten 48-hour grant renewal only makes the stored window shorter or its quota smaller,
+ *   never larger;
+ * - a crash after the claim is durable but before its reply is stored (the reply is stored after it is sent; the
+ *   store's commit takes milliseconds) leaves the key 'processing': a retry then gets `success` and no reply. WeChat
+ *   retries only when it did not get the first answer, so this needs both a lost answer and a crash in that window;
  * - visibility and the dedup key's uniqueness are unchanged (an async commit is visible at once), so a retry arriving
  *   while the first delivery runs is still refused.
  * It takes the claim's WAL flush (most of its time under load: LWLock:WALWrite and IO:WALSync waits) off the path of
@@ -102,13 +107,6 @@ export const CLAIM_SQL = `
         ORDER BY x.openid, x.g_scene
         ON CONFLICT (openid, scene) DO UPDATE SET granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, quota = EXCLUDED.quota, used = 0
         RETURNING 1
-      ), r AS (
-        -- Replies of earlier messages ride along with the next claims: no statement or commit of their own.
-        -- $2 is {key: reply}. "= ANY(ARRAY(…))" keeps this an index lookup: a join against a set-returning
-        -- function (estimated at 100 rows) made the planner hash-join a sequential scan of the whole table.
-        UPDATE webhook_dedup w SET status = 'replied', reply = $2::jsonb ->> w.key
-        WHERE w.key = ANY(ARRAY(SELECT jsonb_object_keys($2::jsonb)))
-        RETURNING 1
       )
       SELECT c.ord,
         CASE WHEN c.g_scene IS NULL THEN 0
@@ -117,22 +115,46 @@ export const CLAIM_SQL = `
         (SELECT jsonb_build_object('flow', dl.flow, 'state', dl.state, 'expiresAt', dl.expires_at)
            FROM dialogs dl WHERE dl.openid = c.openid AND dl.expires_at > c.received_at) AS dialog
       FROM c
-      -- An uncorrelated subquery: evaluated once, before any row, also for a batch of replies alone.
+      -- An uncorrelated subquery: evaluated once, before any row.
       WHERE (SELECT set_config('synchronous_commit', 'off', true)) = 'off'`;
 
+/**
+ * Replies, stored for WeChat's retries: {key: reply XML or null}, one statement per batch, committed synchronously
+ * (the session default): a retry after a crash finds the reply that was sent, not a key left 'processing'. Off the
+ * request path (stored after the reply is sent), so the WAL flush delays no webhook answer. "= ANY(ARRAY(…))" keeps
+ * this an index lookup: a join against a set-returning function (estimated at 100 rows) made the planner hash-join a
+ * sequential scan of the whole table.
+ */
+export const STORE_SQL = `
+      UPDATE webhook_dedup w SET status = 'replied', reply = $1::jsonb ->> w.key
+      WHERE w.key = ANY(ARRAY(SELECT jsonb_object_keys($1::jsonb)))`;
+
 interface StoreInput { key: string; reply: string | null }
-type WriteOp = { claim: ClaimInput } | { store: StoreInput };
 
+/**
+ * Errors that are about the statement or the database, not one item in it: splitting the batch cannot help
+ * (deadlock or serialization failure after retryOnDeadlock, connection or resource trouble, the statement itself —
+ * class 42: an unknown table, a syntax error —, a transaction in a bad state, an internal error, or
+ * anything that is not a SQLSTATE: a lost connection, a driver failure).
+ */
+export function batchWideError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true;
+  return ['08', '25', '40', '42', '53', '57', '58', 'XX'].includes(code.slice(0, 2));
+}
 
+const unwrap = <O>(r: Settled<O>): O => {
+  if (!r.ok) throw r.error;
+  return r.value;
+};
+
+type ClaimRow = { ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null };
 
 export function createBotRepo(database: Database) {
   const { db } = database;
-  /**
-   * One statement for a whole batch of inbound messages: take each dedup key; for the new ones append to
-   * the interaction log, touch the follower and open the customer-service grant. A key already taken (a
-   * WeChat retry, or a duplicate within the batch) changes nothing. Rows are locked in key/openid order.
-   */
-  async function claimMany(items: ClaimInput[], replies: StoreInput[]): Promise<ClaimResult[]> {
+
+  /** The claim statement for some items: what it claimed, by position (undefined: the key was already taken). */
+  async function claimStatement(items: ClaimInput[]): Promise<Array<ClaimRow | undefined>> {
     const input = JSON.stringify(items.map((c, ord) => ({
       ord, key: c.key, openid: c.openid, msg_type: c.msgType, event: c.event, event_key: c.eventKey, msg_id: c.msgId,
       sent_at: c.sentAt.toISOString(), received_at: c.receivedAt.toISOString(), payload: c.payload, is_user: c.isUserMessage,
@@ -140,14 +162,29 @@ export function createBotRepo(database: Database) {
       g_expires: c.grant ? new Date(c.receivedAt.getTime() + c.grant.ttlMs).toISOString() : null,
       g_slack_s: c.grant ? grantSlackS(c.grant.ttlMs) : null,
     })));
-    const replyByKey = JSON.stringify(Object.fromEntries(replies.map((r) => [r.key, r.reply])));
-    const claimed = await retryOnDeadlock(() => database.prepared<{ ord: number; waiting: number; dialog: { flow: string; state: unknown; expiresAt: string } | null }>('bot_claim_batch_v4', CLAIM_SQL, [input, replyByKey], { plan: 'generic' }));
+    const rows = await retryOnDeadlock(() => database.prepared<ClaimRow>('bot_claim_batch_v5', CLAIM_SQL, [input], { plan: 'generic' }));
+    const out: Array<ClaimRow | undefined> = new Array(items.length).fill(undefined);
+    for (const r of rows) out[Number(r.ord)] = r;
+    return out;
+  }
+
+  /**
+   * One statement for a whole batch of inbound messages: take each dedup key; for the new ones append to
+   * the interaction log, touch the follower and open the customer-service grant. A key already taken (a
+   * WeChat retry, or a duplicate within the batch) changes nothing. Rows are locked in key/openid order.
+   * If the statement fails for something an item may have brought (bad data), the batch is split until only the
+   * failing items fail: one bad message never costs the others their claims.
+   */
+  async function claimMany(items: ClaimInput[]): Promise<Array<Settled<ClaimResult>>> {
     if (items.length === 0) return [];
-    const results: Array<ClaimResult | undefined> = new Array(items.length);
-    for (const r of claimed) {
+    const settled = await settleIsolated(items, claimStatement, batchWideError);
+    const results: Array<Settled<ClaimResult> | undefined> = settled.map((s) => {
+      if (!s.ok) return s;
+      if (!s.value) return undefined;
+      const r = s.value;
       const dialog = r.dialog ? { flow: r.dialog.flow, state: r.dialog.state, expiresAt: new Date(r.dialog.expiresAt) } : null;
-      results[Number(r.ord)] = { claimed: true, waitingMessages: Number(r.waiting), dialog };
-    }
+      return { ok: true, value: { claimed: true, waitingMessages: Number(r.waiting), dialog } };
+    });
     const taken = items.map((c, i) => (results[i] ? null : c.key)).filter((k): k is string => k !== null);
     if (taken.length > 0) {
       // Retries: what happened to the first attempt?
@@ -157,28 +194,28 @@ export function createBotRepo(database: Database) {
       items.forEach((c, i) => {
         if (results[i]) return;
         const row = byKey.get(c.key);
-        results[i] = { claimed: false, status: row?.status ?? 'processing', reply: row?.reply ?? null };
+        results[i] = { ok: true, value: { claimed: false, status: row?.status ?? 'processing', reply: row?.reply ?? null } };
       });
     }
-    return results as ClaimResult[];
+    return results as Array<Settled<ClaimResult>>;
   }
 
-  /** One statement per batch of claims and reply stores. */
-  async function write(ops: WriteOp[]): Promise<Array<ClaimResult | undefined>> {
-    const claims = ops.filter((o): o is Extract<WriteOp, { claim: ClaimInput }> => 'claim' in o).map((o) => o.claim);
-    const stores = ops.filter((o): o is Extract<WriteOp, { store: StoreInput }> => 'store' in o).map((o) => o.store);
-    const claimed = await claimMany(claims, stores);
-    let i = 0;
-    return ops.map((o) => ('claim' in o ? claimed[i++] : undefined));
+  async function storeStatement(stores: StoreInput[]): Promise<undefined[]> {
+    // The last reply for a key wins (there is one per key: only the claiming request stores).
+    const replyByKey = JSON.stringify(Object.fromEntries(stores.map((r) => [r.key, r.reply])));
+    await retryOnDeadlock(() => database.prepared('bot_store_replies_v1', STORE_SQL, [replyByKey], { plan: 'generic' }));
+    return stores.map(() => undefined);
   }
 
-  // Concurrent webhook requests share statements and commits.
-  const batched = createBatcher(write, { maxBatch: 200, maxInflight: 4 });
+  // Concurrent webhook requests share statements and commits. Stores have their own batches (synchronous commits,
+  // off the request path) and their own in-flight limit, so they never hold up a claim.
+  const claims = createBatcher((items: ClaimInput[]) => claimMany(items), { maxBatch: 200, maxInflight: 4 });
+  const stores = createBatcher((items: StoreInput[]) => settleIsolated(items, storeStatement, batchWideError), { maxBatch: 200, maxInflight: 2 });
 
   return {
-    claim: async (claim: ClaimInput): Promise<ClaimResult> => (await batched({ claim }))!,
+    claim: async (claim: ClaimInput): Promise<ClaimResult> => unwrap(await claims(claim)),
     storeReply: async (key: string, reply: string | null): Promise<void> => {
-      await batched({ store: { key, reply } });
+      unwrap(await stores({ key, reply }));
     },
 
     async markDeferred(key: string) {

@@ -43,3 +43,23 @@ export function createBatcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: Bat
       schedule();
     });
 }
+
+export type Settled<O> = { ok: true; value: O } | { ok: false; error: unknown };
+
+/**
+ * Run a batch as one call; if that call fails with an error that may belong to one item (bad data, a constraint),
+ * run each half again, down to single items: only the items that fail on their own fail, the others succeed (one bad
+ * item among n costs about 2·log2(n) more calls). Errors `batchWide` says are about the batch or the database, not
+ * an item (a deadlock after its retries, a lost connection), fail every item at once. `run` must be atomic (one
+ * statement): a failed call has changed nothing, so running its items again is safe. Halves run in order.
+ */
+export async function settleIsolated<I, O>(items: I[], run: (items: I[]) => Promise<O[]>, batchWide: (err: unknown) => boolean): Promise<Array<Settled<O>>> {
+  try {
+    return (await run(items)).map((value) => ({ ok: true as const, value }));
+  } catch (error) {
+    if (items.length <= 1 || batchWide(error)) return items.map(() => ({ ok: false as const, error }));
+    const half = Math.ceil(items.length / 2);
+    const first = await settleIsolated(items.slice(0, half), run, batchWide);
+    return first.concat(await settleIsolated(items.slice(half), run, batchWide));
+  }
+}

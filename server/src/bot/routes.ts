@@ -60,8 +60,16 @@ export async function webhookRoutes(app: FastifyInstance, opts: { config: Config
 
   // Per-request info logs would dominate at WeChat's volume: this route logs warnings and errors only
   // (counts and latency are in /metrics).
-  app.post('/wechat', { schema: { querystring: Query, hide: true }, bodyLimit: config.webhook.bodyLimit, logLevel: 'warn' }, async (req: FastifyRequest<{ Querystring: QueryT }>, reply: FastifyReply) => {
+  // The reply budget counts from the request's arrival (onRequest runs before the body is read), not from the handler:
+  // WeChat's 5 s run from when it sent the request.
+  const arrivals = new WeakMap<object, number>();
+  const onRequest = (req: object, _reply: unknown, done: () => void) => {
+    arrivals.set(req, performance.now());
+    done();
+  };
+  app.post('/wechat', { schema: { querystring: Query, hide: true }, bodyLimit: config.webhook.bodyLimit, logLevel: 'warn', onRequest }, async (req: FastifyRequest<{ Querystring: QueryT }>, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
+    const arrivedAt = arrivals.get(req) ?? performance.now();
     const q = req.query;
     if (typeof req.body !== 'string') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'WeChat pushes are XML (text/xml)');
     const encrypted = q.encrypt_type === 'aes';
@@ -98,7 +106,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: { config: Config
     }
     req.log.debug({ openid: inbound.fromUser, kind: inbound.kind }, 'inbound');
 
-    const result = await bot.handle(inbound);
+    const result = await bot.handle(inbound, { arrivedAt });
     metrics.webhookInbound.inc({ kind: inbound.kind, outcome: result.outcome });
     let body = result.xml ?? SUCCESS;
     if (encrypted && result.xml) body = encryptReply(crypt!, token, result.xml, q.timestamp!, q.nonce!);

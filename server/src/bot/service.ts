@@ -1,7 +1,8 @@
 /**
  * One inbound message, end to end: dedup claim (+ log, follower touch, customer-service grant) in one
- * round trip, route within the reply budget, store the reply for WeChat's retries. A handler that overruns
- * the budget gets `success` now and its answer later through the customer-service API.
+ * round trip, route within the reply budget, store the reply for WeChat's retries. The budget counts from the
+ * request's arrival (time spent in the claim's batch included): a handler that overruns what is left of it gets
+ * `success` now and its answer later through the customer-service API.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReplyMessage } from '../../../shared/replies.ts';
@@ -40,8 +41,11 @@ export function createBotService(deps: {
   router: Router;
   messaging: MessagingService;
   replyBudgetMs: number;
+  /** Milliseconds on a monotonic scale (performance.now by default): what arrival times are measured in. */
+  monotonicMs?: () => number;
 }) {
   const { database, clock, log, router, messaging, replyBudgetMs } = deps;
+  const monotonicMs = deps.monotonicMs ?? (() => performance.now());
   const repo = createBotRepo(database);
   const background = new Set<Promise<unknown>>();
   /** Replies being produced in this process, by dedup key: a retry that lands here while one runs waits for it. */
@@ -58,8 +62,11 @@ export function createBotService(deps: {
     return buildReplyXml(r, m.fromUser, m.toUser, Math.floor(clock.now().getTime() / 1000));
   }
 
-  /** Route within the budget. The reply is stored for retries after it is sent: WeChat retries only after 5 s. */
-  async function answer(m: Inbound, key: string, waitingMessages: number, dialog: ActiveDialog | null, now: Date): Promise<HandleResult> {
+  /**
+   * Route within what is left of the budget (`deadline`, on the monotonic scale). The reply is stored for retries
+   * after it is sent: WeChat retries only after 5 s.
+   */
+  async function answer(m: Inbound, key: string, waitingMessages: number, dialog: ActiveDialog | null, now: Date, deadline: number): Promise<HandleResult> {
     if (waitingMessages > 0) track(messaging.flushWaiting(m.fromUser).catch((err) => log.error({ err }, 'flushing waiting messages failed')));
     if (m.kind === 'unknown') log.warn({ msgType: m.msgType, event: m.event }, 'unknown inbound kind, answered success');
 
@@ -69,15 +76,17 @@ export function createBotService(deps: {
     });
     let timer: NodeJS.Timeout | undefined;
     const overran = Symbol('overran');
-    const first = await Promise.race([work, new Promise<typeof overran>((r) => (timer = setTimeout(() => r(overran), replyBudgetMs)))]);
+    // Nothing left (the claim waited that long): no race, the handler's answer goes out as a customer-service message.
+    const left = deadline - monotonicMs();
+    const first = left <= 0 ? overran : await Promise.race([work, new Promise<typeof overran>((r) => (timer = setTimeout(() => r(overran), left)))]);
     clearTimeout(timer);
 
-    if (first === overran) {
+    if (first === overran || deadline - monotonicMs() <= 0) {
       await repo.markDeferred(key);
       track(work.then(async (reply) => {
         if (reply) await messaging.send(m.fromUser, reply, `reply:${key}`);
       }).catch((err) => log.error({ err }, 'deferred reply failed')));
-      log.warn({ openid: m.fromUser, kind: m.kind, budgetMs: replyBudgetMs }, 'handler overran the reply budget; answering by customer-service message');
+      log.warn({ openid: m.fromUser, kind: m.kind, budgetMs: replyBudgetMs, leftMs: Math.round(left) }, 'handler overran the reply budget; answering by customer-service message');
       return { xml: null, outcome: 'deferred' };
     }
     const xml = first ? toXml(m, first) : null;
@@ -89,7 +98,12 @@ export function createBotService(deps: {
   }
 
   return {
-    async handle(m: Inbound): Promise<HandleResult> {
+    /**
+     * `arrivedAt`: when the request arrived, on the monotonic scale (monotonicMs; the route passes it); the budget
+     * counts from there. Default: now.
+     */
+    async handle(m: Inbound, opts: { arrivedAt?: number } = {}): Promise<HandleResult> {
+      const deadline = (opts.arrivedAt ?? monotonicMs()) + replyBudgetMs;
       const now = clock.now();
       const key = dedupKeyOf(m);
       const claim = await repo.claim({
@@ -112,7 +126,7 @@ export function createBotService(deps: {
         const xml = running ? await running : null;
         return xml ? { xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
       }
-      const result = answer(m, key, claim.waitingMessages, claim.dialog, now);
+      const result = answer(m, key, claim.waitingMessages, claim.dialog, now, deadline);
       pending.set(key, result.then((r) => r.xml, () => null));
       return result.then(
         (r) => {

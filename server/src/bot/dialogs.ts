@@ -28,6 +28,19 @@ export function createDialogStore(database: Database) {
         .onConflictDoUpdate({ target: dialogs.openid, set: { flow, state, expiresAt, updatedAt: now } });
     },
 
+    /**
+     * Compare-and-set: move the dialog on only if `flow` still owns it with exactly the state `expected` (jsonb
+     * equality), i.e. no other message (here or on another instance) moved it since it was read; `next` null ends
+     * it. Returns whether it did. A message that loses reads the dialog again and answers what it asks now.
+     */
+    async swap(openid: string, flow: string, expected: unknown, next: unknown | null, expiresAt: Date, now: Date): Promise<boolean> {
+      const where = and(eq(dialogs.openid, openid), eq(dialogs.flow, flow), sql`${dialogs.state} = ${JSON.stringify(expected)}::jsonb`);
+      const rows = next === null
+        ? await db.delete(dialogs).where(where).returning({ openid: dialogs.openid })
+        : await db.update(dialogs).set({ state: next, expiresAt, updatedAt: now }).where(where).returning({ openid: dialogs.openid });
+      return rows.length > 0;
+    },
+
     /** End the user's dialog; with `flow`, only if that flow still owns it. */
     async clear(openid: string, flow?: string): Promise<void> {
       await db.delete(dialogs).where(flow ? and(eq(dialogs.openid, openid), eq(dialogs.flow, flow)) : eq(dialogs.openid, openid));

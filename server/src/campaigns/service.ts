@@ -335,8 +335,8 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       return onText(openid, input, now, true, true);
     },
 
-    /** The user's answer to a golden question. */
-    async onQuestionDialog(openid: string, input: string, dialog: ActiveDialog, now: Date): Promise<ReplyMessage | undefined> {
+    /** The user's answer to a golden question (the dialog read with the claim only routed it here: it is read again). */
+    async onQuestionDialog(openid: string, input: string, _claimed: ActiveDialog, now: Date): Promise<ReplyMessage | undefined> {
       const trimmed = input.trim();
       if (CANCEL_WORDS.has(trimmed.toLowerCase())) {
         await dialogs.clear(openid, FLOW_QUESTION);
@@ -346,43 +346,63 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       if (classifyCode(trimmed).kind !== 'not_code' || (await campaigns()).lengths.some((length) => classifyCode(trimmed, { length }).kind !== 'not_code')) return undefined;
       if (trimmed === '抽奖') return undefined;
       return forUser(openid, async () => {
-        const state = dialog.state as QuestionState;
+        // The dialog read with the webhook's claim may be stale: an earlier message of this user (claimed in the same
+        // batch, or handled on another instance) may have answered since. Read it again here, and move it on only by
+        // compare-and-set, before the answer is stored: a message that loses reads it again and answers the question
+        // asked now. An answer is never stored under a question that was already answered.
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const current = await dialogs.get(openid, now);
+          if (!current || current.flow !== FLOW_QUESTION) return undefined; // ended meanwhile: an ordinary message now
+          const state = current.state as QuestionState;
+          const c = await campaign(state.campaignId);
+          const q = c?.questions.find((x) => x.key === state.queue[state.pos]);
+          if (!c || !q) {
+            await dialogs.clear(openid, FLOW_QUESTION);
+            return text(render('dialogCancelled', undefined));
+          }
+          const r = readAnswer(q, input, state.step);
+          if (r.kind === 'invalid') {
+            if (!(await dialogs.swap(openid, FLOW_QUESTION, state, state, dialogExpiry(c, now), now))) continue;
+            return text(say(c, 'invalidAnswer', { reason: r.reason, prompt: promptOf(q, state.step) }));
+          }
+          if (r.kind === 'next') {
+            const next = { ...state, step: r.step };
+            if (!(await dialogs.swap(openid, FLOW_QUESTION, state, next, dialogExpiry(c, now), now))) continue;
+            return text(r.prompt);
+          }
+          const answered = new Set(await repo.answeredKeys(openid));
+          if (r.kind === 'answer') answered.add(q.key);
+          const plan = questionPlan(c, answered);
+          const next: QuestionState = { ...state, pos: state.pos + 1, step: {} };
+          const ends = plan.unlocked || next.pos >= next.queue.length;
+          if (!(await dialogs.swap(openid, FLOW_QUESTION, state, ends ? null : next, dialogExpiry(c, now), now))) continue;
+          if (r.kind === 'answer') {
+            try {
+              await repo.saveAnswer(openid, q.key, r.value, r.display, c.id, now);
+            } catch (err) {
+              // Not stored: ask this question again next time (an ended dialog resumes with "抽奖", which re-asks).
+              if (!ends) await dialogs.swap(openid, FLOW_QUESTION, next, state, current.expiresAt, now).catch(() => false);
+              throw err;
+            }
+            // The question was asked when the dialog was last set (its expiry minus the idle time).
+            await deps.fraud?.onAnswer(openid, q.key, r.display, new Date(current.expiresAt.getTime() - c.dialogIdleMinutes * 60_000), now);
+          }
+          if (plan.unlocked) {
+            // The dialog's own redemption, by id (the user may have more pending ones than a list of them holds).
+            const own = await lookups.redemption(openid, state.redemptionId);
+            if (!own || own.status !== 'redeemed') return text(await previousResult(openid, state.redemptionId, c));
+            return text(await draw(openid, state.redemptionId, c, own.deck_prize_id, now));
+          }
+          if (!ends) return text(askText(c, next));
+          return text(say(c, 'notUnlocked', { missing: Math.max(missingFor(c, answered), 1) }));
+        }
+        // Moved on by other messages five times in a row: ask the question that is open now.
+        const current = await dialogs.get(openid, now);
+        if (!current || current.flow !== FLOW_QUESTION) return undefined;
+        const state = current.state as QuestionState;
         const c = await campaign(state.campaignId);
-        const q = c?.questions.find((x) => x.key === state.queue[state.pos]);
-        if (!c || !q) {
-          await dialogs.clear(openid, FLOW_QUESTION);
-          return text(render('dialogCancelled', undefined));
-        }
-        const r = readAnswer(q, input, state.step);
-        if (r.kind === 'invalid') {
-          await dialogs.set(openid, FLOW_QUESTION, state, dialogExpiry(c, now), now);
-          return text(say(c, 'invalidAnswer', { reason: r.reason, prompt: promptOf(q, state.step) }));
-        }
-        if (r.kind === 'next') {
-          const next = { ...state, step: r.step };
-          await dialogs.set(openid, FLOW_QUESTION, next, dialogExpiry(c, now), now);
-          return text(r.prompt);
-        }
-        if (r.kind === 'answer') {
-          await repo.saveAnswer(openid, q.key, r.value, r.display, c.id, now);
-          // The question was asked when the dialog was last set (its expiry minus the idle time).
-          await deps.fraud?.onAnswer(openid, q.key, r.display, new Date(dialog.expiresAt.getTime() - c.dialogIdleMinutes * 60_000), now);
-        }
-        const answered = new Set(await repo.answeredKeys(openid));
-        const plan = questionPlan(c, answered);
-        const next: QuestionState = { ...state, pos: state.pos + 1, step: {} };
-        if (plan.unlocked) {
-          await dialogs.clear(openid, FLOW_QUESTION);
-          const pending = (await repo.pendingRedemptions(openid)).find((p) => p.id === state.redemptionId);
-          if (!pending) return text(await previousResult(openid, state.redemptionId, c));
-          return text(await draw(openid, state.redemptionId, c, pending.deck_prize_id, now));
-        }
-        if (next.pos < next.queue.length) {
-          await dialogs.set(openid, FLOW_QUESTION, next, dialogExpiry(c, now), now);
-          return text(askText(c, next));
-        }
-        await dialogs.clear(openid, FLOW_QUESTION);
-        return text(say(c, 'notUnlocked', { missing: Math.max(missingFor(c, answered), 1) }));
+        if (!c || !c.questions.some((x) => x.key === state.queue[state.pos])) return undefined;
+        return text(askText(c, state));
       });
     },
 

@@ -95,19 +95,19 @@ export const fulfilmentOpsRoutes: FastifyPluginAsyncTypebox<{ fulfilment: Fulfil
   });
 
   app.post('/fulfilments/:id/retry', {
-    schema: { tags: ['fulfilment'], security, summary: 'Run a failed, held, cancelled or waiting job again now', params: IdParams, body: NoteBody, response: { 200: FulfilmentSchema, ...errors } },
+    schema: { tags: ['fulfilment'], security, summary: 'Run a failed, held, cancelled or waiting job again now', description: 'A prize held for anti-fraud review is refused (409): approve or reject it in the fraud review queue.', params: IdParams, body: NoteBody, response: { 200: FulfilmentSchema, ...errors } },
     preHandler: write,
     config: { audit: { action: 'fulfilment.retry', targetType: 'fulfilment' } },
   }, async (req) => opsView(await fulfilment.retry(req.params.id)));
 
   app.post('/fulfilments/:id/cancel', {
-    schema: { tags: ['fulfilment'], security, summary: 'Give up on a job (an unconfirmed transfer is cancelled at WeChat Pay first)', params: IdParams, body: NoteBody, response: { 200: FulfilmentSchema, ...errors } },
+    schema: { tags: ['fulfilment'], security, summary: 'Give up on a job (an unconfirmed transfer is cancelled at WeChat Pay first)', description: 'A prize held for anti-fraud review is refused (409): reject it in the fraud review queue (which also returns the stock).', params: IdParams, body: NoteBody, response: { 200: FulfilmentSchema, ...errors } },
     preHandler: write,
     config: { audit: { action: 'fulfilment.cancel', targetType: 'fulfilment' } },
   }, async (req) => opsView(await fulfilment.cancel(req.params.id, req.body?.note ? `cancelled by ops: ${req.body.note}` : undefined)));
 
   app.post('/fulfilments/:id/complete', {
-    schema: { tags: ['fulfilment'], security, summary: 'Mark a held physical prize as delivered', params: IdParams, body: NoteBody, response: { 200: FulfilmentSchema, ...errors } },
+    schema: { tags: ['fulfilment'], security, summary: 'Mark a held physical prize as delivered', description: 'A prize held for anti-fraud review is refused (409) until its review is approved.', params: IdParams, body: NoteBody, response: { 200: FulfilmentSchema, ...errors } },
     preHandler: write,
     config: { audit: { action: 'fulfilment.complete', targetType: 'fulfilment' } },
   }, async (req) => opsView(await fulfilment.complete(req.params.id, req.body?.note ? `delivered (ops): ${req.body.note}` : undefined)));

@@ -24,7 +24,7 @@
  */
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import type { MpTransferView } from '../../../shared/transfers.ts';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReplyMessage } from '../../../shared/replies.ts';
 import type { Database, Tx } from '../db/client.ts';
@@ -48,7 +48,7 @@ import {
 } from '../wechat/pay/client.ts';
 import { isTopupFaceValue, TopupUnknownError, type TopupProvider, type TopupResult } from './topup.ts';
 import { createFulfilmentRepo, type FulfilmentEvent, type FulfilmentPatch, type FulfilmentState, type ListFilter } from './repo.ts';
-import type { Fulfilment } from './tables.ts';
+import { fulfilments, type Fulfilment } from './tables.ts';
 
 export const PHONE_DIALOG_FLOW = 'fulfilment.phone';
 
@@ -148,6 +148,45 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
   const backoff = (n: number) => Math.min(retryBaseMs * 2 ** Math.max(0, n - 1), retryMaxMs);
   /** Provider attempts since the last ops retry / re-key. */
   const used = (job: Fulfilment) => job.attempts - Number(detailOf(job).attemptBase ?? 0);
+
+  // ---- ops actions: decided on the job's row, locked ------------------------------------------------------------
+
+  /**
+   * An ops action's transaction. Afterwards (refused or not) a kick: while we held the job's row lock a concurrent
+   * claim skipped it (SKIP LOCKED), and a due job must not wait for the next scheduled tick because of that.
+   */
+  async function opsTransaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    try {
+      return await db.transaction(fn);
+    } finally {
+      kick();
+    }
+  }
+
+  /** The job's row, locked until the transaction ends: an ops action decides on this, not on an earlier read. */
+  async function lockForOps(id: number, tx: Tx): Promise<Fulfilment> {
+    const [job] = await tx.select().from(fulfilments).where(eq(fulfilments.id, id)).for('update');
+    if (!job) throw new AppError('NOT_FOUND', `No fulfilment ${id}`);
+    return job;
+  }
+
+  /**
+   * A job held by anti-fraud (a pending fraud_reviews row for its draw and this job) leaves `held` only through the
+   * review's approve or reject: those also settle the review and, on reject, return the stock. Other holds (a
+   * physical prize waiting to be shipped, a transfer notification that did not match) stay ops' to resolve.
+   * Called with the job's row locked (lockForOps) and in a statement of its own, so it reads the committed state: a
+   * concurrent approve/reject settles the review and moves the job in one transaction that needs this same row lock,
+   * so either it committed before (the review is no longer pending, the job no longer held) or it waits for us.
+   */
+  async function refuseUnderReview(job: Fulfilment, what: string, tx: Tx): Promise<void> {
+    if (job.drawId === null) return; // reviews always name their draw
+    const res = await tx.execute(sql`SELECT id FROM fraud_reviews WHERE draw_id = ${job.drawId} AND fulfilment_id = ${job.id} AND status = 'pending' LIMIT 1`);
+    const review = (res as unknown as { rows: Array<{ id: string | number }> }).rows[0];
+    if (!review) return;
+    throw new AppError('CONFLICT',
+      `Fulfilment ${job.id} is held for anti-fraud review ${review.id} and cannot be ${what} here: approve or reject it in the fraud review queue`,
+      { reviewId: Number(review.id) });
+  }
 
   // ---- messages (Simplified Chinese) --------------------------------------------------------------------------
 
@@ -614,6 +653,8 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
       .catch((err) => log.error({ err }, 'fulfilment kick failed'))
       .finally(() => {
         running = null;
+        // A kick that came after the loop's last check (while this promise settled) would otherwise be lost.
+        if (again) kick();
       });
   }
 
@@ -804,36 +845,47 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
       return { status: 200, code: 'SUCCESS', message: '成功' };
     },
 
-    /** Ops: run a failed / held / cancelled / pending / unknown job again now, with a fresh attempt budget. */
+    /**
+     * Ops: run a failed / held / cancelled / pending / unknown job again now, with a fresh attempt budget. Not a job
+     * a fraud review still holds: only the review's approve releases it.
+     */
     async retry(id: number): Promise<Fulfilment> {
-      const job = await repo.get(id);
-      if (!job) throw new AppError('NOT_FOUND', `No fulfilment ${id}`);
-      const allowed: FulfilmentState[] = ['failed', 'held', 'cancelled', 'pending', 'unknown'];
-      if (!allowed.includes(job.state)) throw new AppError('CONFLICT', `A ${job.state} fulfilment cannot be retried`);
-      const d = detailOf(job);
-      const billDone = d.billState === 'FAIL' || d.billState === 'CANCELLED' || d.billState === 'NOT_FOUND';
-      const row = await repo.transition(id, { from: job.state }, 'pending', {
-        nextAttemptAt: clock.now(), lastError: null,
-        detail: { ...d, attemptBase: job.attempts, opsCancel: false, cancelling: undefined, ...(job.kind === 'cash' && billDone ? { rekey: true, reclaimable: false } : {}) },
-      }, 'ops retry', clock.now());
-      if (!row) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
-      kick();
-      return row;
+      return opsTransaction(async (tx) => {
+        const job = await lockForOps(id, tx);
+        const allowed: FulfilmentState[] = ['failed', 'held', 'cancelled', 'pending', 'unknown'];
+        if (!allowed.includes(job.state)) throw new AppError('CONFLICT', `A ${job.state} fulfilment cannot be retried`);
+        await refuseUnderReview(job, 'retried', tx);
+        const d = detailOf(job);
+        const billDone = d.billState === 'FAIL' || d.billState === 'CANCELLED' || d.billState === 'NOT_FOUND';
+        const moved = await repo.transition(id, { from: job.state }, 'pending', {
+          nextAttemptAt: clock.now(), lastError: null,
+          detail: { ...d, attemptBase: job.attempts, opsCancel: false, cancelling: undefined, ...(job.kind === 'cash' && billDone ? { rekey: true, reclaimable: false } : {}) },
+        }, 'ops retry', clock.now(), tx);
+        if (!moved) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
+        return moved;
+      });
     },
 
     /**
      * Ops: give up on a job. A bill waiting for the user is cancelled at WeChat Pay first; a job whose outcome is
-     * unknown, running or done cannot be cancelled.
+     * unknown, running or done cannot be cancelled, nor a job a fraud review holds (the review's reject cancels it
+     * and returns the stock).
      */
     async cancel(id: number, note = 'cancelled by ops'): Promise<Fulfilment> {
-      const job = await repo.get(id);
-      if (!job) throw new AppError('NOT_FOUND', `No fulfilment ${id}`);
       const now = clock.now();
-      if (['pending', 'waiting_phone', 'failed', 'held'].includes(job.state)) {
-        const row = await repo.transition(id, { from: job.state }, 'cancelled', { detail: { ...detailOf(job), opsCancel: true, reclaimable: false } }, note, now);
+      const simple: FulfilmentState[] = ['pending', 'waiting_phone', 'failed', 'held'];
+      const local = await opsTransaction(async (tx) => {
+        const job = await lockForOps(id, tx);
+        if (!simple.includes(job.state)) return { job, row: undefined };
+        if (job.state === 'held') await refuseUnderReview(job, 'cancelled', tx);
+        const row = await repo.transition(id, { from: job.state }, 'cancelled', { detail: { ...detailOf(job), opsCancel: true, reclaimable: false } }, note, now, tx);
         if (!row) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
+        return { job, row };
+      });
+      const { job } = local;
+      if (local.row) {
         if (job.state === 'waiting_phone' && dialogs) await dialogs.clear(job.openid, PHONE_DIALOG_FLOW).catch(() => undefined);
-        return row;
+        return local.row;
       }
       if (job.state === 'waiting_user' && job.kind === 'cash') {
         const lease = new Date(now.getTime() + leaseMs);
@@ -847,14 +899,16 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
       throw new AppError('CONFLICT', `A ${job.state} fulfilment cannot be cancelled${job.state === 'unknown' ? ' until its outcome is known' : ''}`);
     },
 
-    /** Ops: a manual (physical) prize was delivered. */
+    /** Ops: a manual (physical) prize was delivered. Not one a fraud review still holds (it is not shipped yet). */
     async complete(id: number, note = 'delivered (ops)'): Promise<Fulfilment> {
-      const job = await repo.get(id);
-      if (!job) throw new AppError('NOT_FOUND', `No fulfilment ${id}`);
-      if (job.state !== 'held' || job.kind !== 'physical') throw new AppError('CONFLICT', 'Only held physical prizes are completed by hand');
-      const row = await repo.transition(id, { from: 'held' }, 'succeeded', { lastError: null }, note, clock.now());
-      if (!row) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
-      return row;
+      return opsTransaction(async (tx) => {
+        const job = await lockForOps(id, tx);
+        if (job.state !== 'held' || job.kind !== 'physical') throw new AppError('CONFLICT', 'Only held physical prizes are completed by hand');
+        await refuseUnderReview(job, 'completed', tx);
+        const row = await repo.transition(id, { from: 'held' }, 'succeeded', { lastError: null }, note, clock.now(), tx);
+        if (!row) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
+        return row;
+      });
     },
   };
 }

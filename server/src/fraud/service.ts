@@ -350,14 +350,15 @@ export function createFraudService(deps: FraudDeps) {
         // Same rule as the draw's own stock step: one shard row at a time, the preferred shard first.
         const candidates = rowsOf<{ shard: number }>(await tx.execute(sql`
           SELECT shard FROM prize_stock_shards WHERE prize_id = ${prizeId} AND remaining > 0
-            AND (daily_share IS NULL OR (CASE WHEN day = ${a.day}::date THEN issued_today ELSE 0 END) < daily_share)
+            AND (daily_share IS NULL OR (CASE WHEN day >= ${a.day}::date THEN issued_today ELSE 0 END) < daily_share)
           ORDER BY shard = ${a.shard} DESC, shard`));
         for (const c of candidates) {
           const r = rowsOf(await tx.execute(sql`
             UPDATE prize_stock_shards SET remaining = remaining - 1,
-              issued_today = CASE WHEN day = ${a.day}::date THEN issued_today + 1 ELSE 1 END, day = ${a.day}::date
+              -- A shard's day never moves backwards (migration 0005): a late draw of an earlier day counts into it.
+              issued_today = CASE WHEN day >= ${a.day}::date THEN issued_today + 1 ELSE 1 END, day = greatest(day, ${a.day}::date)
             WHERE prize_id = ${prizeId} AND shard = ${c.shard} AND remaining > 0
-              AND (daily_share IS NULL OR (CASE WHEN day = ${a.day}::date THEN issued_today ELSE 0 END) < daily_share)
+              AND (daily_share IS NULL OR (CASE WHEN day >= ${a.day}::date THEN issued_today ELSE 0 END) < daily_share)
             RETURNING prize_id`));
           if (r.length > 0) {
             shard = c.shard;
@@ -494,7 +495,12 @@ export function createFraudService(deps: FraudDeps) {
       m.redeemRate = decay(m.redeemRate, m.redeemAt, t, HOUR) + 1;
       m.unsent = decay(m.unsent, m.redeemAt, t, HOUR) + 1;
       m.redeemAt = t;
-      m.day = localDay(now);
+      // A late request of an earlier day does not move the day back (its count went into the newer day).
+      const d = localDay(now);
+      if (d > m.day) {
+        m.day = d;
+        m.dayCount = 0;
+      }
       m.dayCount = dayCount ?? m.dayCount + 1;
       m.total = total ?? (m.campaignId === campaignId ? m.total + 1 : 1);
       m.campaignId = campaignId;

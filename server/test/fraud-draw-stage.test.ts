@@ -73,3 +73,32 @@ t.test('redeem fast, draw later: blocked users draw nothing during the block; af
   t.same(results, pending.map(() => 'held'), `all held after the block: ${results.join(',')}`);
   t.equal(await count(h.database, 'fraud_reviews', `status = 'pending'`), pending.length);
 });
+
+t.test('the per-campaign count starts again in the next campaign: a loyal customer of the last one is not held for it', async (t) => {
+  const clock = manualClock(noonShanghai());
+  const h = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });
+  const window = { startsAt: new Date(clock.now().getTime() - 3 * 24 * HOUR), endsAt: new Date(clock.now().getTime() + 30 * 24 * HOUR) };
+  const prizes = [{ name: '10积分', kind: 'points' as const, value: 10, weight: 1 }];
+  const first = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 24, prizes, ...window });
+  const second = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: 3, prizes, ...window });
+  let who = await mpLogin(h);
+  const play = async (code: string) => {
+    who = await mpLogin(h, { openid: who.mpOpenid });
+    const headers = { ...who.headers, 'x-forwarded-for': '183.6.1.9' };
+    const r = await h.app.inject({ method: 'POST', url: '/api/mp/redemptions', headers, payload: { code } });
+    if (r.statusCode !== 200) return String(r.statusCode);
+    const d = await h.app.inject({ method: 'POST', url: `/api/mp/redemptions/${r.json().id}/draw`, headers });
+    return d.statusCode !== 200 ? String(d.statusCode) : d.json().draw.review === 'pending' ? 'held' : 'paid';
+  };
+  // 24 packs over three days of the first campaign, three hours apart: far past its allowance of 12 (held from the 20th).
+  const loyal: string[] = [];
+  for (const code of first.codes) {
+    clock.advance(3 * HOUR);
+    loyal.push(await play(code));
+  }
+  t.ok(loyal.slice(-3).every((o) => o === 'held'), `late codes of the first campaign are held (its count): ${loyal.join(',')}`);
+  await h.services.fraud.drain();
+  clock.advance(3 * HOUR);
+  t.equal(await play(second.codes[0]!), 'paid', "the second campaign's first code is not held for the first campaign's count");
+  t.equal(await count(h.database, 'fraud_decisions', `decision <> 'allow' AND campaign_id = ${second.campaign.id}`), 0);
+});

@@ -20,6 +20,7 @@ export interface StateRow {
   blocked_until: Date | string | null;
   redeem_rate: number;
   redeem_total: number;
+  redeem_campaign_id: number | null;
   last_redeem_at: Date | string | null;
   shared_phone: number;
   shared_device: number;
@@ -141,13 +142,16 @@ export function createFraudRepo(db: Db) {
      * Adds an instance's redemptions since its last write (`delta`, decayed to `now`) to the user's shared hourly
      * rate: with every instance adding its own, the row is the sum over instances.
      */
-    async velocity(openid: string, delta: number, total: number, now: Date) {
+    async velocity(openid: string, delta: number, total: number, campaignId: number, now: Date) {
       await db.execute(sql`
-        INSERT INTO fraud_user_state AS s (openid, redeem_rate, redeem_total, last_redeem_at, flagged, updated_at)
-        VALUES (${openid}, ${delta}, ${total}, ${iso(now)}, true, ${iso(now)})
+        INSERT INTO fraud_user_state AS s (openid, redeem_rate, redeem_total, redeem_campaign_id, last_redeem_at, flagged, updated_at)
+        VALUES (${openid}, ${delta}, ${total}, ${campaignId}, ${iso(now)}, true, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET
           redeem_rate = s.redeem_rate * exp(-greatest(extract(epoch FROM ${iso(now)}::timestamptz - coalesce(s.last_redeem_at, ${iso(now)}::timestamptz)), 0) / 3600.0) + ${delta},
-          redeem_total = greatest(s.redeem_total, EXCLUDED.redeem_total),
+          -- The campaign's count (from its counter); another campaign's count is replaced, not carried over.
+          redeem_total = CASE WHEN s.redeem_campaign_id IS NOT DISTINCT FROM EXCLUDED.redeem_campaign_id
+            THEN greatest(s.redeem_total, EXCLUDED.redeem_total) ELSE EXCLUDED.redeem_total END,
+          redeem_campaign_id = EXCLUDED.redeem_campaign_id,
           last_redeem_at = greatest(coalesce(s.last_redeem_at, ${iso(now)}::timestamptz), ${iso(now)}::timestamptz), flagged = true, updated_at = ${iso(now)}`);
     },
 

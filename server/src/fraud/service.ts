@@ -281,7 +281,10 @@ export function createFraudService(deps: FraudDeps) {
       // The shared row has every instance's redemptions up to its last write; this instance's since then are added.
       redeemHour: Math.max(memRate, dbRate + (m ? decay(m.unsent, m.redeemAt, t, HOUR) : 0)) + (counting ? 1 : 0),
       redeemDay: (m && m.day === day ? m.dayCount : 0) + (counting ? 1 : 0),
-      redeemTotal: Math.max(m && (campaignId === undefined || m.campaignId === campaignId) ? m.total : 0, st?.redeem_total ?? 0) + (counting ? 1 : 0),
+      // Per campaign: the stored count only for its own campaign (before the lookup, the one this instance last saw
+      // the user redeem in) — a loyal customer's total of last campaign does not count in the next one.
+      redeemTotal: Math.max(m && (campaignId === undefined || m.campaignId === campaignId) ? m.total : 0,
+        st && st.redeem_campaign_id !== null && st.redeem_campaign_id === (campaignId ?? m?.campaignId) ? st.redeem_total : 0) + (counting ? 1 : 0),
       accountAgeMin: sub !== null ? (t - sub) / 60_000 : null,
       sharedPhone: st?.shared_phone ?? 0,
       sharedDevice: st?.shared_device ?? 0,
@@ -520,7 +523,7 @@ export function createFraudService(deps: FraudDeps) {
         m.unsent = 0;
         const total = m.total;
         const write: Promise<void> = (velocityWrites.get(openid) ?? Promise.resolve())
-          .then(() => repo.velocity(openid, delta, total, now))
+          .then(() => repo.velocity(openid, delta, total, campaignId, now))
           .catch((err: unknown) => {
             // Not in the row: counted again as unsent, so the next write carries it.
             m.unsent += m.redeemAt > t ? decay(delta, t, m.redeemAt, HOUR) : delta;

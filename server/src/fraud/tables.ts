@@ -36,6 +36,8 @@ export const fraudUserState = pgTable('fraud_user_state', {
   redeemRate: doublePrecision('redeem_rate').notNull().default(0),
   /** Redemptions in the campaign of the last one (its per-campaign counter). */
   redeemTotal: integer('redeem_total').notNull().default(0),
+  /** The campaign redeem_total counts (a new campaign starts it again). */
+  redeemCampaignId: integer('redeem_campaign_id'),
   lastRedeemAt: timestamp('last_redeem_at', { withTimezone: true }),
   /** Accounts (this one included) bound to this user's phone. */
   sharedPhone: integer('shared_phone').notNull().default(0),

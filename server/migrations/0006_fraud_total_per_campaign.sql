@@ -1,0 +1,1 @@
+ALTER TABLE "fraud_user_state" ADD COLUMN "redeem_campaign_id" integer;

@@ -5,19 +5,12 @@
  * minute, not one per call.
  */
 import t from 'tap';
-import { buildTestApp, count } from './helpers.ts';
+import { buildTestApp, count, noonShanghai } from './helpers.ts';
 import { mpLogin } from './mp-helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 import { manualClock } from '../src/platform/clock.ts';
 
 const HOUR = 3_600_000;
-
-function noonShanghai(): Date {
-  const d = new Date();
-  d.setUTCHours(4, 0, 0, 0);
-  if (d.getTime() > Date.now()) d.setUTCDate(d.getUTCDate() - 1);
-  return d;
-}
 
 t.test('redeem fast, draw later: blocked users draw nothing during the block; afterwards their prizes are held', async (t) => {
   const clock = manualClock(noonShanghai());

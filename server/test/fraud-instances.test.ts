@@ -10,17 +10,10 @@ import { manualClock } from '../src/platform/clock.ts';
 import { generateCodes } from '../src/campaigns/codes.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
-import { buildTestApp, count } from './helpers.ts';
+import { buildTestApp, count, noonShanghai } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 
 const HOUR = 3_600_000;
-
-function noonShanghai(): Date {
-  const d = new Date();
-  d.setUTCHours(4, 0, 0, 0);
-  if (d.getTime() > Date.now()) d.setUTCDate(d.getUTCDate() - 1);
-  return d;
-}
 
 async function twoInstances(t: { teardown(fn: () => unknown): void }, codes: number) {
   const clock = manualClock(noonShanghai());

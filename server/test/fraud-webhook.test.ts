@@ -10,19 +10,11 @@ import { parse } from 'csv-parse/sync';
 import { manualClock } from '../src/platform/clock.ts';
 import { generateCodes } from '../src/campaigns/codes.ts';
 import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
-import { adminHeaders, buildTestApp, count } from './helpers.ts';
+import { adminHeaders, buildTestApp, count, noonShanghai } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 import type { PrizeBody } from '../../shared/campaigns.ts';
 
 const HOUR = 3_600_000;
-
-/** Noon in Shanghai on the most recent day (time-of-day signals at rest). */
-function noonShanghai(): Date {
-  const d = new Date();
-  d.setUTCHours(4, 0, 0, 0);
-  if (d.getTime() > Date.now()) d.setUTCDate(d.getUTCDate() - 1);
-  return d;
-}
 
 async function setup(t: { teardown(fn: () => unknown): void }, prizes: PrizeBody[], opts: { codes?: number; unlockMin?: number } = {}) {
   const clock = manualClock(noonShanghai());

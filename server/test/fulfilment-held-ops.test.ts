@@ -8,18 +8,11 @@ import t, { type Test } from 'tap';
 import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
-import { adminHeaders, buildTestApp } from './helpers.ts';
+import { adminHeaders, buildTestApp, noonShanghai } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 import type { PrizeBody } from '../../shared/campaigns.ts';
 
 const HOUR = 3_600_000;
-
-function noonShanghai(): Date {
-  const d = new Date();
-  d.setUTCHours(4, 0, 0, 0);
-  if (d.getTime() > Date.now()) d.setUTCDate(d.getUTCDate() - 1);
-  return d;
-}
 
 async function setup(t: { teardown(fn: () => unknown): void }, prizes: PrizeBody[]) {
   const clock = manualClock(noonShanghai());

@@ -26,6 +26,15 @@ export const fixtureJson = (name: string) => JSON.parse(fixture(name));
 
 export const onPostgres = !!process.env.DATABASE_URL;
 
+/** Noon in Shanghai (04:00 UTC) on the most recent day: a manual clock's start with the time-of-day signals at rest. */
+export function noonShanghai(): Date {
+  const d = new Date();
+  d.setUTCHours(4, 0, 0, 0);
+  if (d.getTime() > Date.now()) d.setUTCDate(d.getUTCDate() - 1);
+  return d;
+}
+
+
 let template: Promise<Blob> | undefined;
 function pgliteTemplate(): Promise<Blob> {
   template ??= (async () => {

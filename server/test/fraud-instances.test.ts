@@ -9,8 +9,7 @@ import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { generateCodes } from '../src/campaigns/codes.ts';
 import { openDatabase } from '../src/db/client.ts';
-import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
-import { buildTestApp, count, noonShanghai } from './helpers.ts';
+import { buildTestApp, count, noonShanghai, simulatorOn } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 
 const HOUR = 3_600_000;
@@ -27,15 +26,7 @@ async function twoInstances(t: { teardown(fn: () => unknown): void }, codes: num
     prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }], codes, unlockMin: 2,
     startsAt: new Date(clock.now().getTime() - 3 * 24 * HOUR), endsAt: new Date(clock.now().getTime() + 30 * 24 * HOUR),
   });
-  const simOf = (ctx: typeof a) => new WeChatSimulator({
-    transport: {
-      async post(pathAndQuery, body, contentType) {
-        const res = await ctx.app.inject({ method: 'POST', url: pathAndQuery, payload: body, headers: { 'content-type': contentType } });
-        return { status: res.statusCode, body: res.body };
-      },
-    },
-    token: ctx.config.wechat.token, appId: ctx.config.wechat.appId, sandboxUrl: ctx.sandbox.url, now: () => clock.now().getTime(),
-  });
+  const simOf = (ctx: typeof a) => simulatorOn(ctx, () => clock.now().getTime());
   const sims = [simOf(a), simOf(b)];
   /** The i-th message goes to instance i % 2. */
   const send = (i: number, openid: string, text: string) => sims[i % 2]!.text(openid, text);

@@ -7,8 +7,7 @@
 import t, { type Test } from 'tap';
 import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
-import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
-import { adminHeaders, buildTestApp, noonShanghai } from './helpers.ts';
+import { adminHeaders, buildTestApp, noonShanghai, simulatorOn } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 import type { PrizeBody } from '../../shared/campaigns.ts';
 
@@ -20,15 +19,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, prizes: PrizeBody
   const seeded = await seedCampaign(ctx.database, ctx.config.codeKey, {
     prizes, codes: 6, unlockMin: 2, startsAt: new Date(clock.now().getTime() - 3 * 24 * HOUR), endsAt: new Date(clock.now().getTime() + 30 * 24 * HOUR),
   });
-  const sim = new WeChatSimulator({
-    transport: {
-      async post(pathAndQuery, body, contentType) {
-        const res = await ctx.app.inject({ method: 'POST', url: pathAndQuery, payload: body, headers: { 'content-type': contentType } });
-        return { status: res.statusCode, body: res.body };
-      },
-    },
-    token: ctx.config.wechat.token, appId: ctx.config.wechat.appId, sandboxUrl: ctx.sandbox.url, now: () => clock.now().getTime(),
-  });
+  const sim = simulatorOn(ctx, () => clock.now().getTime());
   const admin = await adminHeaders(ctx.app);
   const api = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
     ctx.app.inject({ method, url, headers: admin, ...(payload === undefined ? {} : { payload: payload as object }) });

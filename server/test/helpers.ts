@@ -156,16 +156,26 @@ export async function buildTestApp(t: T, opts: TestAppOptions = {}) {
   const built = await buildApp(config, { ...opts, database, logger: false });
   payboxes.relay.target = built.app;
   t.teardown(() => built.app.close());
-  const transport: Transport = {
-    async post(pathAndQuery, body, contentType) {
-      const res = await built.app.inject({ method: 'POST', url: pathAndQuery, payload: body, headers: { 'content-type': contentType } });
-      return { status: res.statusCode, body: res.body };
-    },
-  };
+  const transport = injectTransport(built.app);
   const simulator = (encrypt = opts.encrypt ?? false, compatible = false) =>
     new WeChatSimulator({ transport, token: config.wechat.token, appId: config.wechat.appId, encodingAesKey: config.wechat.encodingAesKey, sandboxUrl: sandbox.url, encrypt, compatible });
   // paySandbox / topupSandbox: the WeChat Pay and top-up sandboxes this app talks to (state + base URL).
   return { ...built, config, sandbox, database, sim: simulator(), simulator, paySandbox: payboxes.pay, topupSandbox: payboxes.topup };
+}
+
+/** A transport that hands the simulator's signed requests to `app` by inject (what WeChat's POSTs would be). */
+export function injectTransport(app: { inject: (o: any) => Promise<{ statusCode: number; body: string }> }): Transport {
+  return {
+    async post(pathAndQuery, body, contentType) {
+      const res = await app.inject({ method: 'POST', url: pathAndQuery, payload: body, headers: { 'content-type': contentType } });
+      return { status: res.statusCode, body: res.body };
+    },
+  };
+}
+
+/** A WeChat simulator for a test app on a clock of the test's (`now`: the time its messages carry). */
+export function simulatorOn(ctx: Awaited<ReturnType<typeof buildTestApp>>, now: () => number) {
+  return new WeChatSimulator({ transport: injectTransport(ctx.app), token: ctx.config.wechat.token, appId: ctx.config.wechat.appId, sandboxUrl: ctx.sandbox.url, now });
 }
 
 /** Log in as the seeded admin and return auth headers. */

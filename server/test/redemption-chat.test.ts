@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.ts';
 import { manualClock } from '../src/platform/clock.ts';
 import { codeBatches } from '../src/campaigns/tables.ts';
-import { buildTestApp, count } from './helpers.ts';
+import { buildTestApp, count, injectTransport } from './helpers.ts';
 import { seedCampaign, setCampaign } from './campaign-fixtures.ts';
 
 t.test('a code, three questions (one skipped, one by number, a province → city cascade), the draw and its points', async (t) => {
@@ -137,7 +137,7 @@ t.test('the question dialog survives a restart, expires when idle, and "抽奖" 
   const second = await buildApp(first.config, { database: first.database, clock, logger: false });
   t.teardown(() => second.app.close());
   const sim2 = first.simulator();
-  Object.assign(sim2.opts, { now: () => clock.now().getTime(), transport: { post: async (url: string, body: string, ct: string) => { const res = await second.app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': ct } }); return { status: res.statusCode, body: res.body }; } } });
+  Object.assign(sim2.opts, { now: () => clock.now().getTime(), transport: injectTransport(second.app) });
   r = await sim2.text('oResume', '1');
   t.match(r.content, /很遗憾，这次没有中奖/);
   t.match(r.content, /本次获得 5 积分，当前积分 5/, 'consolation points');

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.ts';
 import { WeChatSimulator, type PassiveReply } from '../src/wechat/sandbox/simulator.ts';
-import { buildTestApp, count, onPostgres } from './helpers.ts';
+import { buildTestApp, count, injectTransport, onPostgres } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 
 type Services = Awaited<ReturnType<typeof buildApp>>['services'];
@@ -49,7 +49,7 @@ t.test(`${CODES} codes, each sent by 3 users at once over two instances → each
   // Thousands of messages at once: the simulators skip reporting each one to the sandbox.
   const simA = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined });
   t.teardown(() => b.app.close());
-  const simB = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined, transport: { post: async (url, body, ct) => { const r = await b.app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': ct } }); return { status: r.statusCode, body: r.body }; } } });
+  const simB = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined, transport: injectTransport(b.app) });
 
   const sends = codes.flatMap((code, i) => [
     send(simA, `oUserA${i % 50}`, code),

@@ -10,8 +10,7 @@ import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { localDay } from '../src/campaigns/texts.ts';
-import { WeChatSimulator } from '../src/wechat/sandbox/simulator.ts';
-import { buildTestApp, count } from './helpers.ts';
+import { buildTestApp, count, simulatorOn } from './helpers.ts';
 import { QUESTIONS, seedCampaign, type SeedOptions } from './campaign-fixtures.ts';
 
 const HOUR = 3_600_000;
@@ -36,15 +35,7 @@ async function straddlingMidnight(t: { teardown(fn: () => unknown): void }, seed
   const seeded = await seedCampaign(a.database, a.config.codeKey, {
     startsAt: new Date(midnight.getTime() - 3 * 24 * HOUR), endsAt: new Date(midnight.getTime() + 30 * 24 * HOUR), ...seed,
   });
-  const simOf = (ctx: typeof a, clock: typeof early) => new WeChatSimulator({
-    transport: {
-      async post(pathAndQuery, body, contentType) {
-        const res = await ctx.app.inject({ method: 'POST', url: pathAndQuery, payload: body, headers: { 'content-type': contentType } });
-        return { status: res.statusCode, body: res.body };
-      },
-    },
-    token: ctx.config.wechat.token, appId: ctx.config.wechat.appId, sandboxUrl: ctx.sandbox.url, now: () => clock.now().getTime(),
-  });
+  const simOf = (ctx: typeof a, clock: typeof early) => simulatorOn(ctx, () => clock.now().getTime());
   const dayD = localDay(early.now());
   const dayD1 = localDay(late.now());
   return { a, b, A: simOf(a, early), B: simOf(b, late), dayD, dayD1, ...seeded };

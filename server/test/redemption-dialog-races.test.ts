@@ -8,7 +8,7 @@ import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.ts';
 import { WeChatSimulator, type PassiveReply } from '../src/wechat/sandbox/simulator.ts';
-import { buildTestApp, count, onPostgres } from './helpers.ts';
+import { buildTestApp, count, injectTransport, onPostgres } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 
 type Services = Awaited<ReturnType<typeof buildApp>>['services'];
@@ -39,7 +39,7 @@ async function profile(a: { database: { query: <R>(q: ReturnType<typeof sql>) =>
 async function secondInstance(t: Test, a: Awaited<ReturnType<typeof buildTestApp>>) {
   const b = await buildApp(a.config, { database: a.database, logger: false });
   t.teardown(() => b.app.close());
-  const simB = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined, transport: { post: async (url, body, ct) => { const r = await b.app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': ct } }); return { status: r.statusCode, body: r.body }; } } });
+  const simB = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined, transport: injectTransport(b.app) });
   return { b, simB };
 }
 

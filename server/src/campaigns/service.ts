@@ -9,6 +9,7 @@ import type { ReplyMessage } from '../../../shared/replies.ts';
 import type { Database } from '../db/client.ts';
 import type { Clock } from '../platform/clock.ts';
 import { createBatcher } from '../platform/batcher.ts';
+import { createKeyedSerial } from '../platform/keyed-serial.ts';
 import type { DialogStore, ActiveDialog } from '../bot/dialogs.ts';
 import { classifyCode, createLookupKeyer } from './codes.ts';
 import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lottery.ts';
@@ -71,15 +72,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   const say = (c: CachedCampaign | undefined, key: TextKey, vars: Record<string, string | number> = {}) => render(key, c?.texts, vars);
 
   /* ---- per-user serialisation (a batch never holds two messages of one user) ---- */
-  const userChains = new Map<string, Promise<unknown>>();
-  function forUser<T>(openid: string, fn: () => Promise<T>): Promise<T> {
-    const prev = userChains.get(openid) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.then(() => undefined, () => undefined);
-    userChains.set(openid, settled);
-    settled.then(() => { if (userChains.get(openid) === settled) userChains.delete(openid); });
-    return next;
-  }
+  const forUser = createKeyedSerial();
 
   const redeemBatch = createBatcher(repo.redeemMany, { maxBatch: 200, maxInflight: 4 });
   const drawBatch = createBatcher((items: DrawInput[]) => repo.drawMany(items), { maxBatch: 200, maxInflight: 4 });

@@ -322,10 +322,10 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
         if (typo) throw refuse('VALIDATION', 'typo', deps.fraud?.onTypo(openid, now) ?? render('typo', undefined, { code: typo }));
         throw refuse('VALIDATION', 'not_code', render('notCode', undefined, { length: lengths[0]! + 1 }).replace(/；?发送“取消”退出兑奖。?/, '。'));
       }
-      const found = code;
+      const found = code; // (narrowed to a string: the closure below would widen the `let` again)
       return perMember(openid, async () => {
         const code = found;
-        const now = clock.now();
+        const now = clock.now(); // after the member's previous attempt: its time, not the arrival's
         if (deps.fraud && (ids.ip || ids.unionid || ids.device)) {
           await deps.fraud.onIdentifiers(openid, {
             ...(ids.ip ? { ip: ids.ip } : {}), ...(ids.unionid ? { unionid: ids.unionid } : {}), ...(ids.device ? { device: ids.device } : {}),

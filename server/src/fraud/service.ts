@@ -21,7 +21,7 @@ import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
 import { createFulfilmentRepo } from '../fulfilment/repo.ts';
 import { normalisePhone, phoneHash } from '../members/phones.ts';
 import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
-import { cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+import { cooldownFor, decide, DEFAULT_MODEL, score, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
 
 export const FRAUD_TEXTS = {
   cooldown: '您输入错误兑奖码的次数较多，为保障账户安全，请于 {time} 后再试。',

@@ -28,6 +28,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ReplyMessage } from '../../../shared/replies.ts';
 import type { Database, Tx } from '../db/client.ts';
+import { rowsOf } from '../db/retry.ts';
 import type { Clock } from '../platform/clock.ts';
 import { AppError } from '../platform/errors.ts';
 import type { MessagingService } from '../messaging/service.ts';
@@ -180,8 +181,7 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
    */
   async function refuseUnderReview(job: Fulfilment, what: string, tx: Tx): Promise<void> {
     if (job.drawId === null) return; // reviews always name their draw
-    const res = await tx.execute(sql`SELECT id FROM fraud_reviews WHERE draw_id = ${job.drawId} AND fulfilment_id = ${job.id} AND status = 'pending' LIMIT 1`);
-    const review = (res as unknown as { rows: Array<{ id: string | number }> }).rows[0];
+    const [review] = rowsOf<{ id: string | number }>(await tx.execute(sql`SELECT id FROM fraud_reviews WHERE draw_id = ${job.drawId} AND fulfilment_id = ${job.id} AND status = 'pending' LIMIT 1`));
     if (!review) return;
     throw new AppError('CONFLICT',
       `Fulfilment ${job.id} is held for anti-fraud review ${review.id} and cannot be ${what} here: approve or reject it in the fraud review queue`,

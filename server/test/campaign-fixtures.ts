@@ -33,6 +33,7 @@ export interface SeedOptions {
   recommendation?: { title: string; description?: string; url?: string } | null;
   dialogIdleMinutes?: number;
   shards?: number;
+  reaskAnswered?: boolean;
 }
 
 export async function seedCampaign(database: Database, codeKey: Buffer, o: SeedOptions = {}) {
@@ -44,7 +45,7 @@ export async function seedCampaign(database: Database, codeKey: Buffer, o: SeedO
     questions: o.questions ?? QUESTIONS, unlockMin: o.unlockMin ?? 2,
     redemptionsPerDay: o.redemptionsPerDay ?? null, drawsPerCampaign: o.drawsPerCampaign ?? null,
     lossPoints: o.lossPoints ?? 0, prizeMode: o.prizeMode ?? 'dynamic', recommendation: o.recommendation ?? null,
-    dialogIdleMinutes: o.dialogIdleMinutes ?? 30,
+    dialogIdleMinutes: o.dialogIdleMinutes ?? 30, reaskAnswered: o.reaskAnswered ?? false,
   }).returning();
   const prizeBodies = o.prizes ?? [{ name: '10积分', kind: 'points', value: 10, weight: 1 }];
   const prizes: Array<typeof campaignPrizes.$inferSelect> = [];

@@ -8,7 +8,7 @@ import { buildApp } from '../src/app.ts';
 import { manualClock } from '../src/platform/clock.ts';
 import { codeBatches } from '../src/campaigns/tables.ts';
 import { buildTestApp, count, injectTransport } from './helpers.ts';
-import { seedCampaign, setCampaign } from './campaign-fixtures.ts';
+import { QUESTIONS, seedCampaign, setCampaign } from './campaign-fixtures.ts';
 
 t.test('a code, three questions (one skipped, one by number, a province → city cascade), the draw and its points', async (t) => {
   const { sim, database, config } = await buildTestApp(t);
@@ -157,6 +157,42 @@ t.test('the question dialog survives a restart, expires when idle, and "抽奖" 
   t.match(r.content, /很遗憾/);
   r = await sim2.text('oResume', '抽奖');
   t.match(r.content, /没有待抽奖的兑奖码/);
+});
+
+t.test('a question the campaign re-asks is asked again for each code; answers given before the code do not unlock the draw', async (t) => {
+  const { sim, database, config } = await buildTestApp(t);
+  const won = [{ name: '10积分', kind: 'points' as const, value: 10, weight: 1 }];
+  const name = QUESTIONS[0]!;
+  const occupation = QUESTIONS[1]!;
+  const first = await seedCampaign(database, config.codeKey, { unlockMin: 2, questions: [name, occupation], prizes: won });
+  let r = await sim.text('oReask', first.codes[0]!);
+  r = await sim.text('oReask', '赵六');
+  r = await sim.text('oReask', '1');
+  t.match(r.content, /恭喜您抽中【10积分】/);
+
+  // Per question: the occupation is re-asked (the name is not), for this code and again for the next one.
+  const again = await seedCampaign(database, config.codeKey, { unlockMin: 2, questions: [name, { ...occupation, reask: true }], prizes: won });
+  for (const code of again.codes.slice(0, 2)) {
+    r = await sim.text('oReask', code);
+    t.match(r.content, /第1题：您的职业是？/, 'the re-asked question, and only it');
+    t.notMatch(r.content, /恭喜/, 'no draw on the answer given before this code');
+    r = await sim.text('oReask', '2');
+    t.match(r.content, /恭喜您抽中【10积分】/);
+  }
+  t.equal(await count(database, 'draws', `openid = 'oReask'`), 3);
+
+  // Whole campaign (reaskAnswered), resumed with "抽奖" after the dialog expired: still asked, not drawn.
+  const all = await seedCampaign(database, config.codeKey, { unlockMin: 2, questions: [name, occupation], prizes: won, reaskAnswered: true, dialogIdleMinutes: 10 });
+  r = await sim.text('oReask', all.codes[0]!);
+  t.match(r.content, /第1题：请问怎么称呼您？/);
+  await database.db.execute(sql`UPDATE dialogs SET expires_at = now() - interval '1 minute' WHERE openid = 'oReask'`);
+  r = await sim.text('oReask', '抽奖');
+  t.match(r.content, /第1题：请问怎么称呼您？/, 'resumed: the questions again, the old answers do not count');
+  r = await sim.text('oReask', '赵六');
+  t.match(r.content, /第2题：您的职业是？/);
+  r = await sim.text('oReask', '3');
+  t.match(r.content, /恭喜您抽中【10积分】/);
+  t.equal(await count(database, 'draws', `openid = 'oReask'`), 4);
 });
 
 t.test('a scanned QR code redeems like a typed one; the 兑奖 menu waits for a code and 取消 leaves', async (t) => {

@@ -357,9 +357,9 @@ export function createRedeemRepo(database: Database) {
         SELECT id::text, campaign_id, deck_prize_id, redeemed_at FROM redemptions WHERE openid = ${openid} AND status = 'redeemed' ORDER BY id LIMIT 5`));
     },
 
-    async answeredKeys(openid: string): Promise<string[]> {
-      const rows = rowsOf<{ question_key: string }>(await db.execute(sql`SELECT question_key FROM profile_answers WHERE openid = ${openid}`));
-      return rows.map((r) => r.question_key);
+    /** The user's answered questions and when (a question the campaign re-asks counts only if answered since the redemption). */
+    async answers(openid: string): Promise<Array<{ question_key: string; answered_at: Date | string }>> {
+      return rowsOf(await db.execute(sql`SELECT question_key, answered_at FROM profile_answers WHERE openid = ${openid}`));
     },
 
     async saveAnswer(openid: string, questionKey: string, value: unknown, display: string, campaignId: number, at: Date) {

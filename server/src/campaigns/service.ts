@@ -78,10 +78,25 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   const drawBatch = createBatcher((items: DrawInput[]) => repo.drawMany(items), { maxBatch: 200, maxInflight: 4 });
 
   /* ---- golden questions ---- */
+  const reasks = (c: CachedCampaign, q: { reask?: boolean | undefined }) => !!q.reask || c.reaskAnswered;
+  /**
+   * The questions that count for a redemption made at `redeemedAt`: answered, and for a question the campaign re-asks
+   * (`reask`, `reaskAnswered`), answered since that redemption (the mini program applies the same rule).
+   */
+  function countedFor(c: CachedCampaign, answers: ReadonlyArray<{ question_key: string; answered_at: Date | string }>, redeemedAt: Date): Set<string> {
+    const at = new Map(answers.map((a) => [a.question_key, new Date(a.answered_at).getTime()]));
+    const out = new Set<string>();
+    for (const q of c.questions) {
+      const t = at.get(q.key);
+      if (t !== undefined && (!reasks(c, q) || t >= redeemedAt.getTime())) out.add(q.key);
+    }
+    return out;
+  }
+  /** `answered`: the questions that count for this redemption (countedFor). */
   function questionPlan(c: CachedCampaign, answered: Set<string>) {
     const counted = c.questions.filter((q) => answered.has(q.key)).length;
     const requiredMissing = c.questions.filter((q) => q.required && !answered.has(q.key)).length;
-    const queue = c.questions.filter((q) => !answered.has(q.key) || q.reask || c.reaskAnswered).map((q) => q.key);
+    const queue = c.questions.filter((q) => !answered.has(q.key)).map((q) => q.key);
     const unlocked = counted >= Math.min(c.unlockMin, c.questions.length) && requiredMissing === 0;
     return { counted, unlocked, queue };
   }
@@ -177,10 +192,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   /** After a redemption (or "抽奖"): ask what is missing, or draw now. */
-  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answeredKeys: string[], now: Date, intro: boolean, dialogOpen: boolean, prePick?: LotteryPick): Promise<ReplyMessage> {
-    const answered = new Set(answeredKeys);
+  async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answered: Set<string>, now: Date, intro: boolean, dialogOpen: boolean, prePick?: LotteryPick): Promise<ReplyMessage> {
     const plan = questionPlan(c, answered);
-    if (plan.unlocked && !(intro && c.reaskAnswered && plan.queue.length > 0)) {
+    if (plan.unlocked) {
       if (dialogOpen) await dialogs.clear(openid); // our code/question dialog; no round trip when none is open
       return text(await draw(openid, redemptionId, c, deckPrizeId, now, prePick));
     }
@@ -231,7 +245,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     let out: Record<string, FusedDraw> | null = null;
     const picks = new Map<number, LotteryPick>();
     for (const c of all.values()) {
-      if (c.status !== 'live' || c.prizeMode !== 'dynamic' || c.reaskAnswered || c.codeLength !== codeLength || now < c.startsAt || now >= c.endsAt) continue;
+      if (c.status !== 'live' || c.prizeMode !== 'dynamic' || c.questions.some((q) => reasks(c, q)) || c.codeLength !== codeLength || now < c.startsAt || now >= c.endsAt) continue;
       const pick = weightedPick(c.prizes, deps.random);
       picks.set(c.id, pick);
       const prize = c.prizes.find((p) => p.id === pick.prizeId);
@@ -279,7 +293,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       const points = outcome === 'out_of_stock' ? pick.loss_points : pick.points;
       return text(resultText(c, prize, outcome, points, row.balance != null ? Number(row.balance) : null));
     }
-    return proceed(openid, row.redemption_id, c, row.deck_prize_id, row.answered ?? [], now, true, dialogOpen, picks.get(c.id));
+    // Redeemed just now: an answer to a question the campaign re-asks predates it and does not count.
+    const answered = new Set((row.answered ?? []).filter((k) => !c.questions.some((q) => q.key === k && reasks(c, q))));
+    return proceed(openid, row.redemption_id, c, row.deck_prize_id, answered, now, true, dialogOpen, picks.get(c.id));
   }
 
   /** A message that may be a code: typo → ask to re-check; code → redeem; otherwise not ours. */
@@ -363,7 +379,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
             if (!(await dialogs.swap(openid, FLOW_QUESTION, state, next, dialogExpiry(c, now), now))) continue;
             return text(r.prompt);
           }
-          const answered = new Set(await repo.answeredKeys(openid));
+          // The dialog's own redemption, by id (the user may have more pending ones than a list of them holds).
+          const own = await lookups.redemption(openid, state.redemptionId);
+          const answered = countedFor(c, await repo.answers(openid), own ? new Date(own.redeemed_at) : now);
           if (r.kind === 'answer') answered.add(q.key);
           const plan = questionPlan(c, answered);
           const next: QuestionState = { ...state, pos: state.pos + 1, step: {} };
@@ -381,8 +399,6 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
             await deps.fraud?.onAnswer(openid, q.key, r.display, new Date(current.expiresAt.getTime() - c.dialogIdleMinutes * 60_000), now);
           }
           if (plan.unlocked) {
-            // The dialog's own redemption, by id (the user may have more pending ones than a list of them holds).
-            const own = await lookups.redemption(openid, state.redemptionId);
             if (!own || own.status !== 'redeemed') return text(await previousResult(openid, state.redemptionId, c));
             return text(await draw(openid, state.redemptionId, c, own.deck_prize_id, now));
           }
@@ -406,7 +422,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
         if (!pending) return text(render('nothingToDraw', undefined));
         const c = await campaign(pending.campaign_id);
         if (!c) return text(render('nothingToDraw', undefined));
-        const answered = await repo.answeredKeys(openid);
+        const answered = countedFor(c, await repo.answers(openid), new Date(pending.redeemed_at));
         return proceed(openid, pending.id, c, pending.deck_prize_id, answered, now, false, dialogOpen);
       });
     },

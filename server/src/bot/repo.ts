@@ -53,8 +53,9 @@ export const grantSlackS = (ttlMs: number) => (ttlMs >= 3_600_000 ? 60 : 0);
  *   durable either); a forgotten 48-hour grant renewal only makes the stored window shorter or its quota smaller,
  *   never larger;
  * - a crash after the claim is durable but before its reply is stored (the reply is stored after it is sent; the
- *   store's commit takes milliseconds) leaves the key 'processing': a retry then gets `success` and no reply. WeChat
- *   retries only when it did not get the first answer, so this needs both a lost answer and a crash in that window;
+ *   store's commit takes milliseconds) leaves the key 'processing': a retry arriving once the first delivery's
+ *   budget is surely over takes the key over and handles the message again (takeOver; its effects are idempotent:
+ *   a code already redeemed by this user is answered as such, an answer is not applied to a dialog that moved);
  * - visibility and the dedup key's uniqueness are unchanged (an async commit is visible at once), so a retry arriving
  *   while the first delivery runs is still refused.
  * It takes the claim's WAL flush (most of its time under load: LWLock:WALWrite and IO:WALSync waits) off the path of
@@ -216,6 +217,28 @@ export function createBotRepo(database: Database) {
     claim: async (claim: ClaimInput): Promise<ClaimResult> => unwrap(await claims(claim)),
     storeReply: async (key: string, reply: string | null): Promise<void> => {
       unwrap(await stores({ key, reply }));
+    },
+
+    /**
+     * A retry takes over a key its first delivery left 'processing' (the process died after the claim, or its reply
+     * store failed): only once the key is older than `staleBefore` (the first delivery's budget and a margin: a live
+     * process has stored its reply or marked it deferred by then), and only while the user's dialog has not moved
+     * since the first delivery arrived (if it moved, that delivery, or a later message, may have consumed this
+     * one: an answer is never applied twice). Compare-and-set on the key's time: of several retries, one takes over.
+     * Returns the user's dialog (like the claim), or undefined when the key is not taken over.
+     */
+    async takeOver(key: string, openid: string, staleBefore: Date, now: Date): Promise<{ dialog: ActiveDialog | null } | undefined> {
+      const [row] = rowsOf<{ dialog: { flow: string; state: unknown; expiresAt: string } | null }>(await db.execute(sql`
+        WITH dl AS (SELECT flow, state, expires_at, updated_at FROM dialogs WHERE openid = ${openid}),
+        t AS (
+          UPDATE webhook_dedup w SET created_at = ${now.toISOString()}
+          WHERE w.key = ${key} AND w.status = 'processing' AND w.created_at < ${staleBefore.toISOString()}
+            AND NOT EXISTS (SELECT 1 FROM dl WHERE dl.updated_at >= w.created_at)
+          RETURNING key)
+        SELECT (SELECT jsonb_build_object('flow', flow, 'state', state, 'expiresAt', expires_at) FROM dl WHERE dl.expires_at > ${now.toISOString()}) AS dialog
+        FROM t`));
+      if (!row) return undefined;
+      return { dialog: row.dialog ? { flow: row.dialog.flow, state: row.dialog.state, expiresAt: new Date(row.dialog.expiresAt) } : null };
     },
 
     async markDeferred(key: string) {

@@ -17,6 +17,11 @@ import type { Router } from './router.ts';
 import type { ActiveDialog } from './dialogs.ts';
 
 const HOUR = 3_600_000;
+/**
+ * A key still 'processing' this long after its first delivery's budget ended was left by a process that died: a live
+ * one has stored the reply or marked it deferred within the budget (plus a store's commit).
+ */
+export const STALE_MARGIN_MS = 4_000;
 const USER_MESSAGES = new Set(['text', 'image', 'voice', 'video', 'shortvideo', 'location', 'link']);
 
 /** The customer-service quota an inbound grants (§5.8); menu grants only for click and scancode menus. */
@@ -119,14 +124,29 @@ export function createBotService(deps: {
         isUserMessage: USER_MESSAGES.has(m.kind),
         grant: grantFor(m),
       });
+      let waiting = 0;
+      let dialog: ActiveDialog | null = null;
       if (!claim.claimed) {
         // A retry: the same answer if there is one; `success` while the first attempt still runs elsewhere.
         if (claim.status === 'replied') return { xml: claim.reply, outcome: 'retry_replayed' };
         const running = claim.status === 'processing' ? pending.get(key) : undefined;
-        const xml = running ? await running : null;
-        return xml ? { xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
+        if (running) {
+          const xml = await running;
+          return xml ? { xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
+        }
+        // Left 'processing' by a delivery that can no longer be running (its process died after the claim): handled
+        // again by this retry, or the message would be lost (a code neither redeemed nor answered).
+        const taken = claim.status === 'processing'
+          ? await repo.takeOver(key, m.fromUser, new Date(now.getTime() - replyBudgetMs - STALE_MARGIN_MS), now)
+          : undefined;
+        if (!taken) return { xml: null, outcome: 'retry_in_progress' };
+        log.warn({ key, openid: m.fromUser, kind: m.kind }, 'took over a message its first delivery left unanswered');
+        dialog = taken.dialog;
+      } else {
+        waiting = claim.waitingMessages;
+        dialog = claim.dialog;
       }
-      const result = answer(m, key, claim.waitingMessages, claim.dialog, now, deadline);
+      const result = answer(m, key, waiting, dialog, now, deadline);
       pending.set(key, result.then((r) => r.xml, () => null));
       return result.then(
         (r) => {

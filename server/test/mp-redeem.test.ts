@@ -177,6 +177,31 @@ t.test('every refusal of a code has its reason and changes nothing', async (t) =
   t.equal(await count(h.database, 'redemptions'), 2);
 });
 
+t.test('the draw waits while the campaign is paused and closes a day after its end', async (t) => {
+  const h = await buildTestApp(t);
+  const { codes, campaign } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 1, prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  const mp = client(h, await mpLogin(h));
+  const a = await mp.redeem(codes[0]!);
+  const b = await mp.redeem(codes[1]!);
+  t.equal((await mp.answer(a.body.id, { name: '郑十一' })).status, 200);
+  await setCampaign(h.database, campaign.id, { status: 'paused' });
+  const paused = await mp.draw(a.body.id);
+  t.equal(paused.status, 409);
+  t.equal(paused.body.details.reason, 'paused');
+  t.match(paused.body.message, /抽奖暂不可用/);
+  t.equal(await count(h.database, 'draws'), 0);
+  await setCampaign(h.database, campaign.id, { status: 'live', endsAt: new Date(Date.now() - 3_600_000) });
+  const late = await mp.draw(a.body.id);
+  t.equal(late.status, 200, 'an hour after the end: within the grace');
+  t.equal(late.body.status, 'drawn');
+  await setCampaign(h.database, campaign.id, { startsAt: new Date(Date.now() - 72 * 3_600_000), endsAt: new Date(Date.now() - 25 * 3_600_000) });
+  const closed = await mp.draw(b.body.id);
+  t.equal(closed.status, 409);
+  t.equal(closed.body.details.reason, 'ended');
+  t.match(closed.body.message, /抽奖已截止/);
+  t.equal(await count(h.database, 'draws'), 1);
+});
+
 t.test('bad input: no token, a forged token, malformed ids and bodies', async (t) => {
   const h = await buildTestApp(t);
   await seedCampaign(h.database, h.config.codeKey);

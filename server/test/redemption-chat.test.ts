@@ -195,6 +195,41 @@ t.test('a question the campaign re-asks is asked again for each code; answers gi
   t.equal(await count(database, 'draws', `openid = 'oReask'`), 4);
 });
 
+t.test('no draw while the campaign is paused (the redemption waits for "抽奖"), nor past the grace after its end', async (t) => {
+  const { sim, database, config } = await buildTestApp(t);
+  const { campaign, codes } = await seedCampaign(database, config.codeKey, { unlockMin: 1, questions: [QUESTIONS[0]!], prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  let r = await sim.text('oPause', codes[0]!);
+  t.match(r.content, /第1题/);
+  await setCampaign(database, campaign.id, { status: 'paused' });
+  r = await sim.text('oPause', '孙八');
+  t.match(r.content, /活动暂停中，抽奖暂不可用.*活动恢复后发送“抽奖”即可继续/s);
+  t.equal(await count(database, 'draws'), 0);
+  r = await sim.text('oPause', '抽奖');
+  t.match(r.content, /抽奖暂不可用/, '"抽奖" while paused: still no draw');
+  t.equal(await count(database, 'draws'), 0);
+  await setCampaign(database, campaign.id, { status: 'live' });
+  r = await sim.text('oPause', '抽奖');
+  t.match(r.content, /恭喜您抽中【10积分】/, 'resumed after the pause');
+
+  // Ended an hour ago: a code redeemed in time is still drawn (the grace); a day and more after the end it is not.
+  r = await sim.text('oLate', codes[1]!);
+  t.match(r.content, /第1题/);
+  r = await sim.text('oLater', codes[2]!);
+  t.match(r.content, /第1题/);
+  await setCampaign(database, campaign.id, { endsAt: new Date(Date.now() - 3_600_000) });
+  r = await sim.text('oLate', '周九');
+  t.match(r.content, /恭喜您抽中【10积分】/);
+  await setCampaign(database, campaign.id, { startsAt: new Date(Date.now() - 72 * 3_600_000), endsAt: new Date(Date.now() - 25 * 3_600_000) });
+  r = await sim.text('oLater', '吴十');
+  t.match(r.content, /活动已于 .* 结束，抽奖已截止/);
+  t.equal(await count(database, 'draws', `openid = 'oLater'`), 0);
+  // Ended by ops: no draw even within the grace.
+  await setCampaign(database, campaign.id, { status: 'ended', endsAt: new Date(Date.now() - 3_600_000) });
+  r = await sim.text('oLater', '抽奖');
+  t.match(r.content, /抽奖已截止/);
+  t.equal(await count(database, 'draws', `openid = 'oLater'`), 0);
+});
+
 t.test('a scanned QR code redeems like a typed one; the 兑奖 menu waits for a code and 取消 leaves', async (t) => {
   const { sim, database, config } = await buildTestApp(t);
   const { codes } = await seedCampaign(database, config.codeKey, { unlockMin: 0, questions: [] });

@@ -5,7 +5,7 @@
  */
 import type { GoldenQuestion } from '../../../shared/campaigns.ts';
 import { DEFAULT_CODE_LENGTH } from './codes.ts';
-import { render } from './texts.ts';
+import { formatTime, render } from './texts.ts';
 import type { RedeemRepo } from './redeem-repo.ts';
 
 export interface LivePrize {
@@ -42,6 +42,21 @@ export interface LiveSnapshot {
   byId: Map<number, LiveCampaign>;
   /** The code lengths in use (the classifier tries each). */
   lengths: number[];
+}
+
+/**
+ * A code redeemed while the campaign was live keeps its draw for DRAW_GRACE_MS after the campaign's end (a consumer
+ * who redeemed at 23:58 may answer the questions after midnight); after that, or once ops end the campaign, no draw.
+ */
+export const DRAW_GRACE_MS = 24 * 3_600_000;
+
+/** Why a redemption of this campaign cannot be drawn now (the consumer's text), or null. Paused: later, ended: never. */
+export function drawClosed(c: Pick<LiveCampaign, 'name' | 'status' | 'endsAt' | 'texts'>, now: Date): { reason: 'paused' | 'ended'; text: string } | null {
+  if (c.status === 'paused') return { reason: 'paused', text: render('drawPaused', c.texts, { campaign: c.name }) };
+  if (c.status === 'ended' || c.status === 'draft' || now.getTime() >= c.endsAt.getTime() + DRAW_GRACE_MS) {
+    return { reason: 'ended', text: render('drawEnded', c.texts, { campaign: c.name, end: formatTime(c.endsAt) }) };
+  }
+  return null;
 }
 
 export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, ttlMs: number) {

@@ -26,7 +26,7 @@ import { readAnswer } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo, type MpRedemptionRow, type NewAnswer } from './mp-redeem-repo.ts';
 import { PROVINCES } from './regions.ts';
-import { createLiveCampaigns, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { createLiveCampaigns, drawClosed, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 
 type Prize = LivePrize;
@@ -396,6 +396,9 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       const row = await own(openid, id);
       if (row.status === 'drawn') return view(openid, row);
       const c = await campaign(row.campaign_id);
+      // Paused: the redemption stays pending (drawn after the campaign resumes); ended (past the grace): no draw.
+      const closed = drawClosed(c, now);
+      if (closed) throw refuse('CONFLICT', closed.reason, closed.text);
       const p = await plan(openid, c, new Date(row.redeemed_at));
       if (!p.unlocked) throw refuse('CONFLICT', 'locked', `还需要再回答 ${p.needed} 题才能抽奖。`, { needed: p.needed });
       const r = await drawNow(openid, c, row, now);

@@ -16,7 +16,7 @@ import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lotter
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo } from './mp-redeem-repo.ts';
-import { createLiveCampaigns, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { createLiveCampaigns, drawClosed, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
@@ -127,6 +127,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   async function draw(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, now: Date, prePick?: LotteryPick): Promise<string> {
+    // Paused: the redemption stays pending ("抽奖" after the campaign resumes); ended (past the grace): no draw.
+    const closed = drawClosed(c, now);
+    if (closed) return closed.text;
     let input: DrawInput;
     let prize: CachedPrize | undefined;
     if (c.prizeMode === 'deck') {

@@ -13,6 +13,8 @@ export const DEFAULT_TEXTS = {
   notStarted: '“{campaign}”活动将于 {start} 开始，届时再来兑奖吧！',
   ended: '“{campaign}”活动已于 {end} 结束，感谢您的关注！',
   paused: '“{campaign}”活动暂停中，请稍后再试。您的兑奖码仍然有效。',
+  drawPaused: '“{campaign}”活动暂停中，抽奖暂不可用。您的兑奖记录已保留，活动恢复后发送“抽奖”即可继续。',
+  drawEnded: '“{campaign}”活动已于 {end} 结束，抽奖已截止，感谢您的参与！',
   dailyLimit: '您今天已兑换 {limit} 次，达到每日上限，请明天再来。您的兑奖码仍然有效。',
   drawLimit: '您在“{campaign}”活动中的抽奖次数已达上限（{limit} 次），感谢参与！您的兑奖码未被使用。',
   redeemed: '兑奖码验证成功！回答几个小问题即可抽奖（至少回答 {unlock} 题）。',

@@ -25,7 +25,7 @@ const schema = {
     HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
     PUBLIC_URL: { type: 'string', pattern: '^https?://' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
-    TRUST_PROXY: { type: 'string', pattern: '^(true|false|[0-9a-fA-F.:/, ]+)$', default: 'true' },
+    TRUST_PROXY: { type: 'string', pattern: '^(true|false|[0-9a-fA-F.:/, ]+)$', default: 'false' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
     DATA_DIR: { type: 'string', minLength: 1, default: './data' },
     DB_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 200, default: 16 },

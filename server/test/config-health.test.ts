@@ -168,8 +168,9 @@ t.test('health › a 5xx never leaks a stack trace (WeChat unreachable during me
   if (res.statusCode === 500) t.match(body.message, /req-5xx-test/, 'the request id to look up in the logs');
 });
 
-t.test('config › TRUST_PROXY: any hop by default, none, or a list of proxies; anything else stops the boot', async (t) => {
-  t.equal(loadConfig({ NODE_ENV: 'test' }).trustProxy, true);
+t.test('config › TRUST_PROXY: none by default (a client cannot forge its IP), any hop, or a list of proxies; anything else stops the boot', async (t) => {
+  t.equal(loadConfig({ NODE_ENV: 'test' }).trustProxy, false);
+  t.equal(loadConfig({ NODE_ENV: 'test', TRUST_PROXY: 'true' }).trustProxy, true);
   t.equal(loadConfig({ NODE_ENV: 'test', TRUST_PROXY: 'false' }).trustProxy, false);
   t.equal(loadConfig({ NODE_ENV: 'test', TRUST_PROXY: '10.0.0.0/8,127.0.0.1' }).trustProxy, '10.0.0.0/8,127.0.0.1');
   t.throws(() => loadConfig({ NODE_ENV: 'test', TRUST_PROXY: 'everyone; drop table' }), /TRUST_PROXY/);

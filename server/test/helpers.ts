@@ -132,7 +132,8 @@ export async function startPaySandboxes(t: T, appId: string) {
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JOBS_ENABLED: 'false', RULES_CACHE_TTL_MS: '0', ...env });
+  // Tests post as if through a proxy on this host (inject's peer is 127.0.0.1): their X-Forwarded-For is the client IP.
+  return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JOBS_ENABLED: 'false', RULES_CACHE_TTL_MS: '0', TRUST_PROXY: '127.0.0.1', ...env });
 }
 
 export interface TestAppOptions extends BuildOptions {

@@ -268,18 +268,13 @@ t.test('cash › WAIT_USER_CONFIRM → link in chat → mini program → confirm
   t.same(after.json(), { id: j.id, state: 'succeeded', amountFen: 888, expiresAt: waiting.expiresAt!.toISOString() }, 'no transfer parameters once done');
 });
 
-t.test('cash › forged, tampered and stale notifications are refused and change nothing', async (t) => {
-  const s = await setup(t);
-  const j = await s.job('cash', 500, 'oForge');
-  await s.f.runDue();
-  const bill = s.paySandbox.state.bills.get(j.outNo)!;
-  const before = await s.get(j.id);
-  t.equal(before.state, 'waiting_user');
+/** WeChat Pay's transfer notifications about `j`'s bill, built and signed as WeChat Pay does (or tampered with). */
+function notifications(s: { app: { inject: (o: any) => Promise<any> }; config: { wechat: { appId: string } } }, j: { outNo: string; openid: string; amount: number },
+  bill: { transfer_bill_no: string; create_time: string; update_time: string }) {
   const apiV3Key = sandboxApiV3Key(s.config.wechat.appId);
   const keys = sandboxPayKeys();
-
-  const envelope = (state: string) => {
-    const resource = { out_bill_no: j.outNo, transfer_bill_no: bill.transfer_bill_no, state, mch_id: SANDBOX_PAY.mchid, transfer_amount: 500, openid: 'oForge', create_time: bill.create_time, update_time: bill.update_time };
+  const envelope = (state: string, over: Record<string, unknown> = {}) => {
+    const resource = { out_bill_no: j.outNo, transfer_bill_no: bill.transfer_bill_no, state, mch_id: SANDBOX_PAY.mchid, transfer_amount: j.amount, openid: j.openid, create_time: bill.create_time, update_time: bill.update_time, ...over };
     return { id: 'EV-forge', create_time: bill.create_time, resource_type: 'encrypt-resource', event_type: 'MCHTRANSFER.BILL.FINISHED', summary: '商家转账单据终态通知',
       resource: { original_type: 'mch_payment', ...encryptNotificationResource(JSON.stringify(resource), apiV3Key, { associatedData: 'mch_payment' }) } };
   };
@@ -295,6 +290,19 @@ t.test('cash › forged, tampered and stale notifications are refused and change
     };
   };
   const post = (body: string, h: Record<string, string>) => s.app.inject({ method: 'POST', url: '/pay/notify/transfer', headers: h, payload: body });
+  return { envelope, headers, post };
+}
+
+t.test('cash › forged, tampered and stale notifications are refused and change nothing', async (t) => {
+  const s = await setup(t);
+  const j = await s.job('cash', 500, 'oForge');
+  await s.f.runDue();
+  const bill = s.paySandbox.state.bills.get(j.outNo)!;
+  const before = await s.get(j.id);
+  t.equal(before.state, 'waiting_user');
+  const apiV3Key = sandboxApiV3Key(s.config.wechat.appId);
+  const keys = sandboxPayKeys();
+  const { envelope, headers, post } = notifications(s, j, bill);
 
   // One byte of ciphertext flipped, then correctly signed: the signature passes, the GCM tag does not.
   const tampered = envelope('SUCCESS');
@@ -327,6 +335,24 @@ t.test('cash › forged, tampered and stale notifications are refused and change
   other.resource = { original_type: 'mch_payment', ...encryptNotificationResource(JSON.stringify({ out_bill_no: 'DNOSUCH', state: 'SUCCESS', mch_id: SANDBOX_PAY.mchid, transfer_amount: 1, openid: 'x' }), apiV3Key, { associatedData: 'mch_payment' }) };
   const otherBody = JSON.stringify(other);
   t.equal((await post(otherBody, headers(otherBody))).statusCode, 200);
+});
+
+t.test('cash › a bill held for a mismatching notification: an ops cancel cancels it at WeChat Pay first', async (t) => {
+  const s = await setup(t);
+  const j = await s.job('cash', 500, 'oOdd');
+  await s.f.runDue();
+  const bill = s.paySandbox.state.bills.get(j.outNo)!;
+  t.equal((await s.get(j.id)).state, 'waiting_user');
+  // Authentic, but about another amount than the job's: the job is held for a look.
+  const { envelope, headers, post } = notifications(s, j, bill);
+  const body = JSON.stringify(envelope('SUCCESS', { transfer_amount: 50_000 }));
+  t.equal((await post(body, headers(body))).statusCode, 200);
+  t.equal((await s.get(j.id)).state, 'held');
+  t.equal(bill.state, 'WAIT_USER_CONFIRM', 'the bill is still open at WeChat Pay: the user could still confirm it');
+
+  const after = await s.f.cancel(j.id);
+  t.equal(after.state, 'cancelled');
+  t.equal(s.paySandbox.state.bills.get(j.outNo)!.state, 'CANCELLED', 'cancelled at WeChat Pay, not only here');
 });
 
 t.test('cash › a 5xx on create is `unknown`; the retry queries first and reuses the out_bill_no', async (t) => {

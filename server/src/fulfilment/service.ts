@@ -867,17 +867,22 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
     },
 
     /**
-     * Ops: give up on a job. A bill waiting for the user is cancelled at WeChat Pay first; a job whose outcome is
-     * unknown, running or done cannot be cancelled, nor a job a fraud review holds (the review's reject cancels it
-     * and returns the stock).
+     * Ops: give up on a job. A bill waiting for the user (or held with its bill still open) is cancelled at WeChat
+     * Pay first; a job whose outcome is unknown, running or done cannot be cancelled, nor a job a fraud review holds
+     * (the review's reject cancels it and returns the stock).
      */
     async cancel(id: number, note = 'cancelled by ops'): Promise<Fulfilment> {
       const now = clock.now();
       const simple: FulfilmentState[] = ['pending', 'waiting_phone', 'failed', 'held'];
+      // A cash job held with a bill WeChat Pay may still have open (held for a notification that did not match it):
+      // the user could still confirm that bill, so it is cancelled there first, like a bill waiting for the user.
+      const openBill = (j: Fulfilment) => j.kind === 'cash' && (j.state === 'waiting_user'
+        || (j.state === 'held' && j.attempts > 0 && !['FAIL', 'CANCELLED', 'NOT_FOUND'].includes(String(detailOf(j).billState ?? ''))));
       const local = await opsTransaction(async (tx) => {
         const job = await lockForOps(id, tx);
         if (!simple.includes(job.state)) return { job, row: undefined };
         if (job.state === 'held') await refuseUnderReview(job, 'cancelled', tx);
+        if (openBill(job)) return { job, row: undefined };
         const row = await repo.transition(id, { from: job.state }, 'cancelled', { detail: { ...detailOf(job), opsCancel: true, reclaimable: false } }, note, now, tx);
         if (!row) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
         return { job, row };
@@ -887,9 +892,9 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
         if (job.state === 'waiting_phone' && dialogs) await dialogs.clear(job.openid, PHONE_DIALOG_FLOW).catch(() => undefined);
         return local.row;
       }
-      if (job.state === 'waiting_user' && job.kind === 'cash') {
+      if (openBill(job)) {
         const lease = new Date(now.getTime() + leaseMs);
-        const claimed = await repo.transition(id, { from: 'waiting_user' }, 'running', { leaseUntil: lease, detail: { ...detailOf(job), cancelling: true, opsCancel: true } }, note, now);
+        const claimed = await repo.transition(id, { from: job.state }, 'running', { leaseUntil: lease, detail: { ...detailOf(job), cancelling: true, opsCancel: true } }, note, now);
         if (!claimed) throw new AppError('CONFLICT', 'The fulfilment changed meanwhile; reload and try again');
         await work(claimed, lease);
         const after = (await repo.get(id))!;

@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.ts';
 import { manualClock } from '../src/platform/clock.ts';
 import { codeBatches } from '../src/campaigns/tables.ts';
-import { buildTestApp, count, injectTransport } from './helpers.ts';
+import { buildTestApp, count, injectTransport, simulatorOn } from './helpers.ts';
 import { QUESTIONS, seedCampaign, setCampaign } from './campaign-fixtures.ts';
 
 t.test('a code, three questions (one skipped, one by number, a province → city cascade), the draw and its points', async (t) => {
@@ -228,6 +228,24 @@ t.test('no draw while the campaign is paused (the redemption waits for "抽奖")
   r = await sim.text('oLater', '抽奖');
   t.match(r.content, /抽奖已截止/);
   t.equal(await count(database, 'draws', `openid = 'oLater'`), 0);
+});
+
+t.test('typing speed counts from when the question was asked, whatever the idle time is changed to meanwhile', async (t) => {
+  const clock = manualClock(new Date());
+  const ctx = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });
+  const sim = simulatorOn(ctx, () => clock.now().getTime());
+  const { campaign, codes } = await seedCampaign(ctx.database, ctx.config.codeKey, { unlockMin: 2, questions: QUESTIONS.slice(0, 2), dialogIdleMinutes: 30 });
+  let r = await sim.text('oPace', codes[0]!);
+  t.match(r.content, /第1题/);
+  await setCampaign(ctx.database, campaign.id, { dialogIdleMinutes: 10 });
+  clock.advance(8_000);
+  r = await sim.text('oPace', '冯十二');
+  t.match(r.content, /第2题/);
+  clock.advance(1_000);
+  r = await sim.text('oPace', '2');
+  t.match(r.content, /恭喜/);
+  const [st] = await ctx.database.query<{ fast_answers: number }>(sql`SELECT fast_answers FROM fraud_user_state WHERE openid = 'oPace'`);
+  t.equal(st?.fast_answers, 1, 'the name, 8 s after its question, is typed by a person; the occupation, 1 s after, is fast');
 });
 
 t.test('a scanned QR code redeems like a typed one; the 兑奖 menu waits for a code and 取消 leaves', async (t) => {

@@ -34,6 +34,8 @@ interface QuestionState {
   queue: string[];
   pos: number;
   step: QuestionStep;
+  /** When the open question (or its step) was last put to the user: typing speed counts from here (anti-fraud). */
+  askedAt?: string;
 }
 
 const text = (content: string): ReplyMessage => ({ type: 'text', content });
@@ -202,7 +204,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       return text(await draw(openid, redemptionId, c, deckPrizeId, now, prePick));
     }
     const queue = plan.queue.length > 0 ? plan.queue : c.questions.map((q) => q.key);
-    const state: QuestionState = { redemptionId, campaignId: c.id, queue, pos: 0, step: {} };
+    const state: QuestionState = { redemptionId, campaignId: c.id, queue, pos: 0, step: {}, askedAt: now.toISOString() };
     await dialogs.set(openid, FLOW_QUESTION, state, dialogExpiry(c, now), now);
     const head = intro ? `${say(c, 'redeemed', { unlock: Math.min(c.unlockMin, c.questions.length) })}\n` : '';
     return text(head + askText(c, state));
@@ -374,11 +376,11 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
           }
           const r = readAnswer(q, input, state.step);
           if (r.kind === 'invalid') {
-            if (!(await dialogs.swap(openid, FLOW_QUESTION, state, state, dialogExpiry(c, now), now))) continue;
+            if (!(await dialogs.swap(openid, FLOW_QUESTION, state, { ...state, askedAt: now.toISOString() }, dialogExpiry(c, now), now))) continue;
             return text(say(c, 'invalidAnswer', { reason: r.reason, prompt: promptOf(q, state.step) }));
           }
           if (r.kind === 'next') {
-            const next = { ...state, step: r.step };
+            const next = { ...state, step: r.step, askedAt: now.toISOString() };
             if (!(await dialogs.swap(openid, FLOW_QUESTION, state, next, dialogExpiry(c, now), now))) continue;
             return text(r.prompt);
           }
@@ -387,7 +389,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
           const answered = countedFor(c, await repo.answers(openid), own ? new Date(own.redeemed_at) : now);
           if (r.kind === 'answer') answered.add(q.key);
           const plan = questionPlan(c, answered);
-          const next: QuestionState = { ...state, pos: state.pos + 1, step: {} };
+          const next: QuestionState = { ...state, pos: state.pos + 1, step: {}, askedAt: now.toISOString() };
           const ends = plan.unlocked || next.pos >= next.queue.length;
           if (!(await dialogs.swap(openid, FLOW_QUESTION, state, ends ? null : next, dialogExpiry(c, now), now))) continue;
           if (r.kind === 'answer') {
@@ -398,8 +400,9 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
               if (!ends) await dialogs.swap(openid, FLOW_QUESTION, next, state, current.expiresAt, now).catch(() => false);
               throw err;
             }
-            // The question was asked when the dialog was last set (its expiry minus the idle time).
-            await deps.fraud?.onAnswer(openid, q.key, r.display, new Date(current.expiresAt.getTime() - c.dialogIdleMinutes * 60_000), now);
+            // When the question was asked (a dialog stored before askedAt existed: its expiry minus the idle time).
+            const askedAt = state.askedAt ? new Date(state.askedAt) : new Date(current.expiresAt.getTime() - c.dialogIdleMinutes * 60_000);
+            await deps.fraud?.onAnswer(openid, q.key, r.display, askedAt, now);
           }
           if (plan.unlocked) {
             if (!own || own.status !== 'redeemed') return text(await previousResult(openid, state.redemptionId, c));

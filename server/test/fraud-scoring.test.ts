@@ -4,8 +4,10 @@
  */
 import t from 'tap';
 import {
-  ALLOWANCE_LIMITS, ALLOWANCES, cleanFeatures, cooldownFor, decide, DEFAULT_MODEL, FEATURES, score, validateModel, type Features, type FraudModel,
+  ALLOWANCE_LIMITS, ALLOWANCES, cleanFeatures, cooldownFor, decide, DEFAULT_MODEL, FEATURES, nameAnswersExplaining, score, sharedNameAllowance,
+  validateModel, validateModelPatch, type Features, type FraudModel,
 } from '../src/fraud/scoring.ts';
+import { countedName, normaliseName } from '../src/fraud/names.ts';
 
 const m = DEFAULT_MODEL;
 const f = (patch: Partial<Features>): Features => ({ ...cleanFeatures(), ...patch });
@@ -167,8 +169,8 @@ t.test('model validation: each allowance has its range; an honest single redempt
   lowest.allowances.nightFrom = 1; lowest.allowances.nightTo = 6;
   t.equal(validateModel(lowest), null);
   const flat: FraudModel = { ...lowest, bias: -4 };
-  const honest = { ...cleanFeatures(), sharedPhone: 1, sharedDevice: 1, sharedIp: 1, answerPrint: 1, newOnDevice: 1 };
-  t.same(score(honest, flat).reasons, [], 'one redemption, one account on its phone, device and IP, its own answers: nothing counts');
+  const honest = { ...cleanFeatures(), sharedPhone: 1, sharedDevice: 1, sharedIp: 1, answerPrint: 1, newOnDevice: 1, sharedName: 2, nameAnswers: 0 };
+  t.same(score(honest, flat).reasons, [], 'one redemption, one account on its phone, device and IP, its own answers, a namesake: nothing counts');
 });
 
 t.test('model validation: hold thresholds by kind only for prize kinds; cool-down counts', async (t) => {
@@ -259,4 +261,70 @@ t.test('signal: new accounts on one phone within a day — a partner counts a li
   t.equal(decide(third, m, 'points'), 'hold');
   t.same(score(f({ newOnDevice: 30 }), m).score, score(f({ newOnDevice: 3 }), m).score, 'capped at two beyond the allowance');
   t.equal(decide(score(f({ newOnDevice: 30, sharedDevice: 30 }), m), m, 'points'), 'hold', 'a device alone never blocks');
+});
+
+t.test('signal: a shared name — beyond what chance explains it holds alone, never blocks alone; the excess is over a frequency-aware allowance', async (t) => {
+  // Few names typed in the window (the simulation's scale): two namesakes are chance, a third is not.
+  t.equal(sharedNameAllowance(10, 0.001), 2);
+  t.equal(score(f({ sharedName: 2, nameAnswers: 10 }), m).reasons.length, 0, 'two namesakes never count');
+  const third = score(f({ sharedName: 3, nameAnswers: 10 }), m);
+  t.equal(third.reasons[0]?.feature, 'sharedName', 'named as the top reason');
+  t.equal(third.reasons[0]?.contribution, m.weights.sharedName, 'an excess of one over the allowance');
+  for (const kind of ['points', 'topup', 'cash']) t.equal(decide(third, m, kind), 'hold', `alone it holds ${kind}`);
+  // However large the cluster, a name alone never blocks (namesakes of a farm's name are people too).
+  const big = score(f({ sharedName: 60, nameAnswers: 60 }), m);
+  t.ok(big.score >= m.thresholds.block, `score ${big.score} is past the block threshold`);
+  t.equal(big.sharingOnly, true);
+  t.equal(decide(big, m, 'points'), 'hold', 'a reviewer decides');
+  t.equal(decide(score(f({ sharedName: 5, nameAnswers: 10, unknownCodes: 8 }), m), m, 'points'), 'block', 'with guessing it blocks');
+  t.ok(score(f({ sharedName: 6, nameAnswers: 10 }), m).score > third.score, 'more namesakes, higher score');
+});
+
+t.test('shared name: the allowance rises with the names typed in the window (Poisson tail of the most common name\'s share)', async (t) => {
+  // λ = names × share; the allowance is the smallest k ≥ 2 with P(X ≥ k | λ) < 1e-4.
+  const expected: Array<[number, number]> = [[1, 2], [14, 2], [15, 3], [50, 3], [100, 4], [1000, 7], [3000, 12], [10_000, 25]];
+  for (const [names, allowance] of expected) t.equal(sharedNameAllowance(names, 0.001), allowance, `${names} names in the window`);
+  let previous = 0;
+  const dips: number[] = [];
+  for (let n = 0; n <= 400_000; n += n < 1000 ? 7 : 997) {
+    const a = sharedNameAllowance(n, 0.001);
+    if (a < previous) dips.push(n);
+    previous = a;
+  }
+  t.same(dips, [], 'monotone in the volume, across the switch to the normal quantile (λ = 200)');
+  t.ok(sharedNameAllowance(400_000, 0.001) >= 400 + 3.7 * 20, 'large volumes: at least the normal quantile');
+  t.equal(score(f({ sharedName: 3, nameAnswers: 20 }), m).reasons.length, 0, 'three namesakes among 20 names: chance');
+  t.equal(score(f({ sharedName: 4, nameAnswers: 20 }), m).reasons[0]?.feature, 'sharedName', 'four: not');
+  t.equal(score(f({ sharedName: 12, nameAnswers: 3000 }), m).reasons.length, 0, '1,500 names an hour: twelve namesakes in two hours are chance');
+  t.equal(score(f({ sharedName: 13, nameAnswers: 3000 }), m).reasons[0]?.feature, 'sharedName');
+  // A larger share (ops: a regional campaign) raises it too.
+  const regional = withAllowances({ sharedNameShare: 0.01 });
+  t.equal(score(f({ sharedName: 4, nameAnswers: 20 }), regional).reasons.length, 0);
+  // The bounded count: below `nameAnswersExplaining` names the cluster counts, from it on it does not.
+  for (const accounts of [3, 4, 5, 8, 13, 40]) {
+    const n = nameAnswersExplaining(accounts, 0.001);
+    t.ok(sharedNameAllowance(n - 1, 0.001) < accounts && sharedNameAllowance(n, 0.001) >= accounts, `${accounts} accounts: chance from ${n} names`);
+  }
+  t.equal(nameAnswersExplaining(2, 0.001), 0, 'two accounts: chance at any volume');
+});
+
+t.test('shared name: the share and the window are edited as allowances, within their ranges', async (t) => {
+  t.equal(validateModelPatch({ allowances: { sharedNameShare: 0.002, sharedNameWindowMin: 60 } }), null);
+  t.match(validateModelPatch({ allowances: { sharedNameShare: 0 } }), /allowances\.sharedNameShare must be a number in \[0\.00001, 0\.1\]/);
+  t.match(validateModelPatch({ allowances: { sharedNameShare: 0.5 } }), /sharedNameShare/);
+  t.match(validateModelPatch({ allowances: { sharedNameWindowMin: 0 } }), /allowances\.sharedNameWindowMin must be an integer in \[1, 10080\]/);
+  t.match(validateModelPatch({ allowances: { sharedNameWindowMin: 90.5 } }), /must be an integer/);
+  const { sharedNameShare: _s, ...allowances } = m.allowances;
+  const old = { ...m, allowances } as unknown as FraudModel;
+  t.equal(score(f({ sharedName: 3, nameAnswers: 10 }), old).reasons[0]?.feature, 'sharedName', 'a model saved before the allowance existed uses the default');
+});
+
+t.test('names: normalised (spaces, width, case) and generic forms not counted', async (t) => {
+  t.equal(normaliseName('  张  伟 '), '张伟');
+  t.equal(normaliseName('ＺＨＡＮＧ　Wei'), 'zhang wei');
+  t.equal(normaliseName('艾力・买买提'), '艾力·买买提');
+  for (const name of ['张伟', '王丽丽', '欧阳娜娜', 'Zhang Wei', '艾力·买买提']) t.ok(countedName(name), name);
+  for (const name of ['张', 'a', '王先生', '欧阳女士', '李小姐', '刘老师', '王总', '李哥', '张姐', '小王', '老李', '阿强', '丽丽', '先生', '美女', 'tony', 'Kevin', '匿名']) {
+    t.equal(countedName(name), null, `${name}: generic`);
+  }
 });

@@ -25,6 +25,8 @@ export interface StateRow {
   shared_phone: number;
   shared_device: number;
   shared_ip: number;
+  shared_name: number;
+  shared_name_answers: number;
   answer_print: string | null;
   fast_answers: number;
   blacklist_hit: string | null;
@@ -155,14 +157,50 @@ export function createFraudRepo(db: Db) {
           last_redeem_at = greatest(coalesce(s.last_redeem_at, ${iso(now)}::timestamptz), ${iso(now)}::timestamptz), flagged = true, updated_at = ${iso(now)}`);
     },
 
-    /** One golden answer: merged into the user's answers; returns them and the previous fingerprint. */
-    async answer(openid: string, key: string, value: string, fast: boolean, now: Date, tx: Tx = db) {
-      return rowsOf<{ answers: Record<string, string>; answer_print: string | null; fast_answers: number }>(await tx.execute(sql`
+    /**
+     * One golden answer: merged into the user's answers; returns them and the previous fingerprint. With `name` (the
+     * name question, a counted name's keyed hash) the same statement links the account to the name and returns how
+     * many *other* accounts typed it since `name.since` (counted up to 500; the insert is not visible to the count).
+     */
+    async answer(openid: string, key: string, value: string, fast: boolean, now: Date, tx: Tx = db, name?: { hash: string; since: Date }) {
+      type Row = { answers: Record<string, string>; answer_print: string | null; fast_answers: number; name_others: number | null };
+      const upsert = sql`
         INSERT INTO fraud_user_state AS s (openid, answers, fast_answers, flagged, updated_at)
         VALUES (${openid}, jsonb_build_object(${key}::text, ${value}::text), ${fast ? 1 : 0}, ${fast}, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET answers = coalesce(s.answers, '{}'::jsonb) || jsonb_build_object(${key}::text, ${value}::text),
           fast_answers = s.fast_answers + ${fast ? 1 : 0}, flagged = s.flagged OR ${fast}, updated_at = ${iso(now)}
-        RETURNING answers, answer_print, fast_answers`))[0]!;
+        RETURNING answers, answer_print, fast_answers`;
+      if (!name) return { ...rowsOf<Row>(await tx.execute(upsert))[0]!, name_others: null };
+      return rowsOf<Row>(await tx.execute(sql`
+        WITH link AS (
+          INSERT INTO fraud_identifier_accounts (kind, value_hash, openid, first_at) VALUES ('name', ${name.hash}, ${openid}, ${iso(now)})
+          ON CONFLICT DO NOTHING),
+        st AS (${upsert})
+        SELECT st.answers, st.answer_print, st.fast_answers,
+          (SELECT count(*)::int FROM (SELECT 1 FROM fraud_identifier_accounts
+            WHERE kind = 'name' AND value_hash = ${name.hash} AND first_at >= ${iso(name.since)} AND openid <> ${openid} LIMIT 500) x) AS name_others
+        FROM st`))[0]!;
+    },
+    /** Name answers typed since `since` by every account, counted up to `limit` (a range of the partial index). */
+    async nameAnswersSince(since: Date, limit: number): Promise<number> {
+      const [r] = rowsOf<{ n: number }>(await db.execute(sql`
+        SELECT count(*)::int AS n FROM (SELECT 1 FROM fraud_identifier_accounts WHERE kind = 'name' AND first_at >= ${iso(since)} LIMIT ${limit}) x`));
+      return r?.n ?? 0;
+    },
+    /**
+     * Every account that typed this name since `since` (and `me`), or `only` that one, gets the cluster's size and the
+     * window's name answers (a larger cluster replaces a smaller one) and is flagged. Returns the accounts written.
+     */
+    async flagSharedName(hash: string, since: Date, accounts: number, answers: number, me: string, now: Date, only?: string): Promise<string[]> {
+      return rowsOf<{ openid: string }>(await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, shared_name, shared_name_answers, flagged, updated_at)
+        SELECT openid, ${accounts}, ${answers}, true, ${iso(now)} FROM fraud_identifier_accounts
+        WHERE kind = 'name' AND value_hash = ${hash} AND (first_at >= ${iso(since)} OR openid = ${me})
+          AND ${only !== undefined ? sql`openid = ${only}` : sql`true`}
+        ON CONFLICT (openid) DO UPDATE SET
+          shared_name_answers = CASE WHEN EXCLUDED.shared_name >= s.shared_name THEN EXCLUDED.shared_name_answers ELSE s.shared_name_answers END,
+          shared_name = greatest(s.shared_name, EXCLUDED.shared_name), flagged = true, updated_at = EXCLUDED.updated_at
+        RETURNING openid`)).map((r) => r.openid);
     },
     /** Moves the user from the old fingerprint to the new one; returns how many accounts now share the new one. */
     async movePrint(openid: string, from: string | null, to: string, now: Date, tx: Tx = db): Promise<number> {

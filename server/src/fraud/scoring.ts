@@ -9,6 +9,7 @@
 export const FEATURES = [
   'blacklisted', 'unknownCodes', 'typos', 'wrongRate', 'redeemHour', 'redeemDay', 'redeemTotal', 'newAccount', 'sharedPhone',
   'sharedDevice', 'sharedIp', 'answerPrint', 'fastAnswers', 'nightHour', 'campaignBurst', 'cashOnly', 'scatteredCodes', 'recentBlock', 'newOnDevice',
+  'sharedName',
 ] as const;
 export type FeatureName = (typeof FEATURES)[number];
 
@@ -55,6 +56,13 @@ export interface Features {
   recentBlock: number;
   /** Accounts first seen on this account's device (mini program) within the last 24 h, this one included. */
   newOnDevice: number;
+  /**
+   * Accounts that typed this account's (normalised, non-generic) name within the shared-name window, this one
+   * included, when that was last counted (0: never counted). Stored only when it was more than chance explains.
+   */
+  sharedName: number;
+  /** Name answers typed in that window by every account (the campaign-wide volume chance is measured against). */
+  nameAnswers: number;
 }
 
 export interface FraudModel {
@@ -72,6 +80,13 @@ export interface FraudModel {
     printSpan: number;
     /** New accounts one phone may bring in a day (the owner's; a second is a partner trying the app). */
     newOnDevice: number;
+    /**
+     * Prior share of the most common full name among the names typed (0.001 = 5 × 张伟's ≈ 0.02 % in China, for
+     * regional concentration): accounts sharing a name count only beyond what this share explains (sharedNameAllowance).
+     */
+    sharedNameShare: number;
+    /** Minutes within which accounts typing the same name are counted together (and the campaign's name answers). */
+    sharedNameWindowMin: number;
   };
   /** Each excess is capped so that one runaway signal cannot hide the others in the reasons. */
   cap: number;
@@ -93,11 +108,12 @@ export const DEFAULT_MODEL: FraudModel = {
   weights: {
     blacklisted: 12, unknownCodes: 1.1, typos: 0.25, wrongRate: 0.4, redeemHour: 1.0, redeemDay: 0.6, redeemTotal: 0.5, newAccount: 0.4,
     sharedPhone: 4, sharedDevice: 2.0, sharedIp: 0.4, answerPrint: 0.9, fastAnswers: 1.8, nightHour: 0.3, campaignBurst: 0.15, cashOnly: 0.8,
-    scatteredCodes: 2.0, recentBlock: 4, newOnDevice: 1.0,
+    scatteredCodes: 2.0, recentBlock: 4, newOnDevice: 1.0, sharedName: 5,
   },
   allowances: {
     unknownCodes: 1, typos: 6, wrongRate: 3, redeemHour: 4, redeemDay: 10, redeemTotal: 12, newAccountMin: 10, sharedPhone: 2, sharedDevice: 2, sharedIp: 6,
     answerPrint: 3, nightFrom: 1, nightTo: 6, campaignBurst: 3, scatteredCodes: 2, printSpan: 50, newOnDevice: 1,
+    sharedNameShare: 0.001, sharedNameWindowMin: 120,
   },
   cap: 10,
   thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 } },
@@ -125,11 +141,61 @@ export interface Score {
 }
 
 /**
- * Accounts on one device or IP: evidence for a reviewer, not a verdict (families, wifi, carrier NAT, two households
- * with the same phone model behind one NAT). A phone *number* typed by several accounts is not in this set: beyond a
- * couple it is the farm pattern itself, and it may block.
+ * Accounts on one device or IP, or typing one name: evidence for a reviewer, not a verdict (families, wifi, carrier
+ * NAT, two households with the same phone model behind one NAT; a namesake typing a name a farm also uses). A phone
+ * *number* typed by several accounts is not in this set: beyond a couple it is the farm pattern itself, and it may block.
  */
-const SHARING: ReadonlySet<FeatureName> = new Set(['sharedDevice', 'sharedIp', 'newOnDevice']);
+const SHARING: ReadonlySet<FeatureName> = new Set(['sharedDevice', 'sharedIp', 'newOnDevice', 'sharedName']);
+
+/* ================= shared name: how many namesakes chance explains ================= */
+
+/** Significance of a shared-name cluster: it counts only when chance gives at least that many namesakes less often. */
+export const SHARED_NAME_ALPHA = 1e-4;
+/** Two accounts with one name always pass (a household, or chance at any volume): at least three count. */
+export const SHARED_NAME_MIN = 2;
+/** z of the one-sided normal quantile for SHARED_NAME_ALPHA (Φ⁻¹(1 − 1e-4)), for large λ. */
+const Z_ALPHA = 3.719;
+
+/**
+ * The accounts (this one included) that may type the same name within the window by chance, when `nameAnswers`
+ * names were typed in it campaign-wide and no full name is more common than `share`. The other accounts typing a
+ * given person's name are at most Binomial(nameAnswers, share) ≤ Poisson(λ = nameAnswers · share) in the tail; the
+ * allowance is the smallest k ≥ 2 with P(X ≥ k | λ) < SHARED_NAME_ALPHA, so a cluster of k + 1 accounts counts.
+ * Exact Poisson sum up to λ = 200 (≤ ~300 terms), a Cornish–Fisher quantile above, rounded up (conservative).
+ */
+export function sharedNameAllowance(nameAnswers: number, share: number): number {
+  const lambda = Math.max(0, nameAnswers) * share;
+  if (!(lambda > 0)) return SHARED_NAME_MIN;
+  if (!Number.isFinite(lambda)) return Number.MAX_SAFE_INTEGER;
+  if (lambda > 200) return Math.max(SHARED_NAME_MIN, Math.ceil(lambda + Z_ALPHA * Math.sqrt(lambda) + (Z_ALPHA * Z_ALPHA + 2) / 6) + 1);
+  const logLambda = Math.log(lambda);
+  let logPmf = -lambda; // log P(X = 0)
+  let cdf = Math.exp(logPmf); // P(X ≤ k − 1) for k = 1
+  for (let k = 1; ; k++) {
+    if (k >= SHARED_NAME_MIN && 1 - cdf < SHARED_NAME_ALPHA) return k;
+    logPmf += logLambda - Math.log(k);
+    cdf += Math.exp(logPmf);
+  }
+}
+
+/**
+ * The fewest name answers in the window at which `accounts` namesakes are explained by chance (allowance ≥
+ * accounts): counting the window's answers up to this many is enough to decide (the count stays bounded).
+ */
+export function nameAnswersExplaining(accounts: number, share: number): number {
+  if (accounts <= SHARED_NAME_MIN) return 0;
+  if (!(share > 0)) return Number.MAX_SAFE_INTEGER;
+  let hi = Math.max(1, Math.ceil(1 / share));
+  while (sharedNameAllowance(hi, share) < accounts && hi < Number.MAX_SAFE_INTEGER / 2) hi *= 2;
+  let lo = 0;
+  // Invariant: allowance(lo) < accounts ≤ allowance(hi).
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (sharedNameAllowance(mid, share) >= accounts) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
 
 const excess = (v: number, allowance: number, cap: number) => (v > allowance ? Math.min(v - allowance, cap) : 0);
 
@@ -161,6 +227,10 @@ export function excesses(f: Features, m: FraudModel): Record<FeatureName, number
     recentBlock: f.recentBlock > 0 ? 1 : 0,
     // At most 2 count: arrivals hold a prize for a reviewer (with the device's own count) but never block on their own.
     newOnDevice: Math.min(excess(f.newOnDevice ?? 0, a.newOnDevice ?? 1, m.cap), 2),
+    // Beyond what chance explains at the window's volume (frequency-aware, not a fixed count). Evidence for a reviewer:
+    // it holds alone but never blocks alone (SHARING).
+    sharedName: (f.sharedName ?? 0) > SHARED_NAME_MIN
+      ? excess(f.sharedName, sharedNameAllowance(f.nameAnswers ?? 0, a.sharedNameShare ?? DEFAULT_MODEL.allowances.sharedNameShare), m.cap) : 0,
   };
 }
 
@@ -169,6 +239,7 @@ const RAW: Record<FeatureName, (f: Features) => number> = {
   redeemHour: (f) => f.redeemHour, redeemDay: (f) => f.redeemDay, redeemTotal: (f) => f.redeemTotal, newAccount: (f) => f.accountAgeMin ?? -1, sharedPhone: (f) => f.sharedPhone,
   sharedDevice: (f) => f.sharedDevice, sharedIp: (f) => f.sharedIp, answerPrint: (f) => f.answerPrint, fastAnswers: (f) => f.fastAnswers, nightHour: (f) => f.hour,
   campaignBurst: (f) => f.campaignBurst, cashOnly: (f) => f.cashOnly, scatteredCodes: (f) => f.scatteredCodes, recentBlock: (f) => f.recentBlock, newOnDevice: (f) => f.newOnDevice,
+  sharedName: (f) => f.sharedName,
 };
 
 /** The score and its top reasons. Pure: the same features and model always give the same result. */
@@ -219,6 +290,7 @@ export function cleanFeatures(hour = 12): Features {
   return {
     blacklisted: 0, unknownCodes: 0, typos: 0, wrongRate: 0, redeemHour: 1, redeemDay: 1, redeemTotal: 1, accountAgeMin: null, sharedPhone: 0,
     sharedDevice: 0, sharedIp: 0, answerPrint: 0, fastAnswers: 0, hour, campaignBurst: 1, cashOnly: 0, scatteredCodes: 1, recentBlock: 0, newOnDevice: 0,
+    sharedName: 0, nameAnswers: 0,
   };
 }
 
@@ -226,7 +298,7 @@ export function cleanFeatures(hour = 12): Features {
 
 /**
  * What an ops edit may set. Bias and weights are bounded so that z = bias + Σ weight·excess always stays finite and
- * meaningful: |z| ≤ 50 + 19 features · 100 · cap 100, far from overflow, and σ(±50) is already 0 or 1 to 20 digits.
+ * meaningful: |z| ≤ 50 + 20 features · 100 · cap 100, far from overflow, and σ(±50) is already 0 or 1 to 20 digits.
  */
 export const MODEL_LIMITS = {
   bias: { min: -50, max: 50, integer: false },
@@ -262,6 +334,8 @@ export const ALLOWANCE_LIMITS: { readonly [K in AllowanceName]: Limit } = {
   scatteredCodes: { min: 1, max: 100, integer: true, why: "one pack's codes are one neighbourhood: 0 flags every redemption" },
   printSpan: { min: 1, max: 1_000_000, integer: true, why: 'below 1 every code is its own neighbourhood' },
   newOnDevice: { min: 1, max: 100, integer: true, why: 'the count includes the account itself' },
+  sharedNameShare: { min: 0.000_01, max: 0.1, integer: false, why: 'a share near 0 would call any namesake a farm' },
+  sharedNameWindowMin: { min: 1, max: 10_080, integer: true, why: 'the window is in minutes' },
 };
 export const ALLOWANCES = Object.keys(ALLOWANCE_LIMITS) as AllowanceName[];
 

@@ -21,7 +21,8 @@ import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
 import { createFulfilmentRepo } from '../fulfilment/repo.ts';
 import { normalisePhone, phoneHash } from '../members/phones.ts';
 import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
-import { cooldownFor, decide, DEFAULT_MODEL, score, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+import { cooldownFor, decide, DEFAULT_MODEL, nameAnswersExplaining, score, SHARED_NAME_MIN, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+import { countedName, NAME_QUESTION_KEY } from './names.ts';
 
 export const FRAUD_TEXTS = {
   cooldown: '您输入错误兑奖码的次数较多，为保障账户安全，请于 {time} 后再试。',
@@ -298,6 +299,8 @@ export function createFraudService(deps: FraudDeps) {
       // a score this could lift above a hold threshold turns the fused draw off and the draw decides with the truth.
       scatteredCodes: neighbourhoods(m, t) + (counting ? 1 : 0),
       newOnDevice: m && t - m.newOnDeviceAt < 24 * HOUR ? m.newOnDevice : 0,
+      sharedName: st?.shared_name ?? 0,
+      nameAnswers: st?.shared_name_answers ?? 0,
       // Blocked by score, the block still in force or ended within the last week (a blacklist block never ends this way).
       recentBlock: st && blockedUntilMs(st) !== null && t - blockedUntilMs(st)! < 7 * 24 * HOUR ? 1 : 0,
     };
@@ -399,6 +402,22 @@ export function createFraudService(deps: FraudDeps) {
       }
       return { drawId, outcome, heldPoints: kind === 'points' ? amount : 0, reviewId };
     });
+  }
+
+  /**
+   * `accounts` (this one included) typed one name since `since`: it counts when that is more than chance explains with
+   * the window's name answers (scoring.ts sharedNameAllowance). Those are counted only up to the volume at which chance
+   * would explain the cluster (one bounded index range), then every account of it is flagged, up to 50 (past that only
+   * this one: the earlier ones were flagged when it was smaller).
+   */
+  async function sharedName(openid: string, hash: string, accounts: number, since: Date, now: Date) {
+    const share = model.allowances.sharedNameShare ?? defaults.allowances.sharedNameShare;
+    const explaining = nameAnswersExplaining(accounts, share);
+    const answers = await repo.nameAnswersSince(since, explaining);
+    if (answers >= explaining) return;
+    for (const o of await repo.flagSharedName(hash, since, accounts, answers, openid, now, accounts > 50 ? openid : undefined)) flagged.add(o);
+    flagged.add(openid);
+    invalidate(); // as after flagPrint: reload the flagged set (other instances learn the flags at their own reload)
   }
 
   function reviewView(r: ReviewRow) {
@@ -574,12 +593,20 @@ export function createFraudService(deps: FraudDeps) {
 
     heldDraw,
 
-    /** A golden answer: typing speed and identical answer sets across accounts. */
+    /**
+     * A golden answer: typing speed, identical answer sets across accounts, and (the name question, key 'name') one
+     * name typed by more accounts within the window than chance explains at the campaign's volume of names.
+     */
     async onAnswer(openid: string, key: string, display: string, askedAt: Date | null, now: Date): Promise<void> {
       // A person needs a couple of seconds to read a question and type an answer; a script answers at once.
       const fast = askedAt !== null && now.getTime() - askedAt.getTime() < 2_000;
       const value = display.trim().toLowerCase().replace(/\s+/g, ' ');
-      const r = await repo.answer(openid, key, value, fast, now);
+      // The name is linked in the answer's own statement (no extra round trip): only its keyed hash is stored.
+      const name = key === NAME_QUESTION_KEY ? countedName(display) : null;
+      const since = new Date(now.getTime() - (model.allowances.sharedNameWindowMin ?? defaults.allowances.sharedNameWindowMin) * 60_000);
+      const nameHash = name !== null ? createHmac('sha256', deps.piiKey).update(`fraud:name:${name}`).digest('hex').slice(0, 40) : null;
+      const r = await repo.answer(openid, key, value, fast, now, db, nameHash !== null ? { hash: nameHash, since } : undefined);
+      if (nameHash !== null && r.name_others !== null && r.name_others + 1 > SHARED_NAME_MIN) await sharedName(openid, nameHash, r.name_others + 1, since, now);
       const answers = r.answers ?? {};
       const keys = Object.keys(answers).sort();
       const print = createHmac('sha256', deps.piiKey).update(JSON.stringify(keys.map((k) => [k, answers[k]]))).digest('hex').slice(0, 32);

@@ -45,6 +45,13 @@ export const fraudUserState = pgTable('fraud_user_state', {
   sharedDevice: integer('shared_device').notNull().default(0),
   /** Accounts (this one included) seen on the same client IP by the mini program. */
   sharedIp: integer('shared_ip').notNull().default(0),
+  /**
+   * Accounts (this one included) that typed this user's name within the shared-name window, and the name answers typed
+   * in that window by every account: written only when the cluster was beyond chance (fraud/scoring.ts
+   * sharedNameAllowance), on every account of it.
+   */
+  sharedName: integer('shared_name').notNull().default(0),
+  sharedNameAnswers: integer('shared_name_answers').notNull().default(0),
   /** Golden answers so far (question key → normalised answer) and the fingerprint of the whole set. */
   answers: jsonb('answers'),
   answerPrint: text('answer_print'),
@@ -68,20 +75,28 @@ export const fraudAnswerPrints = pgTable('fraud_answer_prints', {
  * Identifiers the mini program sees (device, client IP, unionid) as keyed hashes, and how many accounts used each.
  * Written only on the mini-program path, once per (account, identifier) and instance: the link row makes the count
  * exact across instances (a second insert of the same link does nothing, the counter row serialises the increments).
+ * Kind 'name' (a golden-question name, keyed hash, chat and mini program) has link rows only: what counts is the
+ * accounts of the last window (partial indexes below), not a lifetime counter. `kind` has no CHECK constraint in the
+ * database (the enum is TypeScript's only), so 'name' needs no migration of its own.
  */
 export const fraudIdentifiers = pgTable('fraud_identifiers', {
-  kind: text('kind', { enum: ['device', 'ip', 'unionid'] }).notNull(),
+  kind: text('kind', { enum: ['device', 'ip', 'unionid', 'name'] }).notNull(),
   valueHash: text('value_hash').notNull(),
   accounts: integer('accounts').notNull().default(0),
   firstAt: timestamp('first_at', { withTimezone: true }).notNull(),
 }, (t) => [primaryKey({ columns: [t.kind, t.valueHash] })]);
 
 export const fraudIdentifierAccounts = pgTable('fraud_identifier_accounts', {
-  kind: text('kind', { enum: ['device', 'ip', 'unionid'] }).notNull(),
+  kind: text('kind', { enum: ['device', 'ip', 'unionid', 'name'] }).notNull(),
   valueHash: text('value_hash').notNull(),
   openid: text('openid').notNull(),
   firstAt: timestamp('first_at', { withTimezone: true }).notNull(),
-}, (t) => [primaryKey({ columns: [t.kind, t.valueHash, t.openid] })]);
+}, (t) => [
+  primaryKey({ columns: [t.kind, t.valueHash, t.openid] }),
+  // Names: the accounts of one name in the window, and every name typed in the window (index ranges of the window only).
+  index('fraud_identifier_accounts_name_idx').on(t.valueHash, t.firstAt).where(sql`${t.kind} = 'name'`),
+  index('fraud_identifier_accounts_name_at_idx').on(t.firstAt).where(sql`${t.kind} = 'name'`),
+]);
 
 /** Held and blocked decisions, always in full (score, reasons, model version); allow decisions of flagged users too. */
 export const fraudDecisions = pgTable('fraud_decisions', {

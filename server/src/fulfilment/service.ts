@@ -612,11 +612,28 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
     });
   }
 
+  /**
+   * A batch's jobs share the lease they were claimed with, and wait for the ones before them (slow providers, a
+   * backlog): a job whose lease is half spent when its turn comes gets a fresh one first, or is left alone when
+   * another instance reclaimed it meanwhile. `patch` rides on the renewal. Returns the job and its lease, or null.
+   */
+  async function turn(job: Fulfilment, lease: Date, claimedAt: number, patch: FulfilmentPatch = {}): Promise<{ job: Fulfilment; lease: Date } | null> {
+    const now = clock.now();
+    const fresh = now.getTime() - claimedAt >= leaseMs / 2;
+    if (!fresh && Object.keys(patch).length === 0) return { job, lease };
+    const next = fresh ? new Date(now.getTime() + leaseMs) : lease;
+    const row = await repo.touch(job.id, lease, fresh ? { ...patch, leaseUntil: next } : patch, now);
+    return row ? { job: row, lease: next } : null;
+  }
+
   async function runDue(limit = 50): Promise<number> {
     const now = clock.now();
     const lease = new Date(now.getTime() + leaseMs);
     const jobs = await repo.claimDue(now, lease, limit);
-    await pool(jobs, (job) => work(job, lease));
+    await pool(jobs, async (job) => {
+      const t = await turn(job, lease, now.getTime());
+      if (t) await work(t.job, t.lease);
+    });
     await pollWaiting(limit);
     return jobs.length;
   }
@@ -627,8 +644,8 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
     const jobs = await repo.claimExpired(now, lease, limit);
     await pool(jobs, async (job) => {
       // Mark the intent first: a crash mid-cancel resumes as a cancel.
-      const marked = await repo.touch(job.id, lease, { detail: { ...detailOf(job), cancelling: true } }, clock.now());
-      if (marked) await work(marked, lease);
+      const t = await turn(job, lease, now.getTime(), { detail: { ...detailOf(job), cancelling: true } });
+      if (t) await work(t.job, t.lease);
     });
     return jobs.length;
   }

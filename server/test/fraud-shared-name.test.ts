@@ -62,8 +62,13 @@ t.test('three new accounts typing one name within the window: the third is held,
   t.equal(await s.again('oOther'), 'paid');
   t.equal(await count(s.database, 'fraud_decisions', `decision = 'block'`), 0, 'a shared name alone never blocks');
 
+  // A namesake typing the name after the cluster was caught is judged on its own: matching a known name is chance.
+  s.clock.advance(20 * MIN);
+  t.equal(await s.newcomer('oNamesakeLater', '张三丰'), 'paid', 'not swept into the cluster caught before it');
+  t.equal(await count(s.database, 'fraud_user_state', `openid = 'oNamesakeLater' AND shared_name > 0`), 0);
+
   const links = await s.q<{ value_hash: string }>(`SELECT value_hash FROM fraud_identifier_accounts WHERE kind = 'name'`);
-  t.equal(links.length, 4, 'one link per account and name');
+  t.equal(links.length, 5, 'one link per account and name');
   t.ok(links.every((l) => /^[0-9a-f]{40}$/.test(l.value_hash)), 'keyed hashes only, never the name');
   t.equal(new Set(links.map((l) => l.value_hash)).size, 2);
 });
@@ -92,19 +97,14 @@ t.test('generic forms (王先生, 小王, 李总) and names typed outside the wi
   t.same(flaggedNow.map((r) => r.openid), ['oLate1', 'oLate2', 'oLate3'], 'the accounts outside the window are left alone');
 });
 
-t.test('the threshold rises with the names typed campaign-wide: after twenty other names, three namesakes are chance and a fourth counts', async (t) => {
+t.test('the threshold rises with the names typed campaign-wide: among twenty other names, three namesakes are chance and a fourth counts', async (t) => {
   const s = await setup(t, 60);
   const surnames = '赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许';
-  for (let i = 0; i < 20; i++) {
-    t.equal(await s.newcomer(`oCrowd${i}`, `${surnames[i]}建${'国华明军'[i % 4]}`), 'paid');
-    s.clock.advance(2 * MIN);
-  }
+  // 24 accounts in about six minutes (14 s each): all inside the shortest window scanned (7.5 min).
+  for (let i = 0; i < 20; i++) t.equal(await s.newcomer(`oCrowd${i}`, `${surnames[i]}建${'国华明军'[i % 4]}`), 'paid');
   const same = [];
-  for (let i = 0; i < 4; i++) {
-    same.push(await s.newcomer(`oNamesake${i}`, '赵灵儿'));
-    s.clock.advance(2 * MIN);
-  }
-  // 23 names in the window: λ = 23 × 0.001, P(two or more others | λ) ≈ 2.6e-4 — chance; P(three or more) ≈ 2e-6 — not.
+  for (let i = 0; i < 4; i++) same.push(await s.newcomer(`oNamesake${i}`, '赵灵儿'));
+  // 23 names: λ = 23 × 0.001, P(two or more others | λ) ≈ 2.6e-4 — chance; P(three or more) ≈ 2e-6 — not.
   t.same(same, ['paid', 'paid', 'paid', 'held'], 'three namesakes among 23 names are chance; a fourth is not');
   const [d] = await s.q<{ features: Record<string, number> }>(`SELECT features FROM fraud_decisions WHERE decision = 'hold' ORDER BY id LIMIT 1`);
   t.match(d!.features, { sharedName: 4, nameAnswers: 24 });
@@ -116,6 +116,28 @@ t.test('the threshold rises with the names typed campaign-wide: after twenty oth
   t.equal(res.statusCode, 201);
   t.equal(await s.again('oNamesake0'), 'paid', 'four namesakes among 24 names at a 1 % share are chance: the stored cluster no longer counts');
   t.equal((await s.app.inject({ method: 'POST', url: '/api/ops/fraud/models', headers: admin, payload: { allowances: { sharedNameShare: 0 } } })).statusCode, 400, 'a zero share is refused');
+});
+
+t.test('tempo: three namesakes within minutes count even when the long window is busy; the same three spread over two hours do not', async (t) => {
+  const s = await setup(t, 60);
+  const surnames = '赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许';
+  const spread = [];
+  for (let i = 0; i < 20; i++) {
+    t.equal(await s.newcomer(`oCrowd${i}`, `${surnames[i]}建${'国华明军'[i % 4]}`), 'paid');
+    // Three namesakes among them, about 40 minutes apart: each window holds at most two of them (or many names).
+    if (i % 7 === 3) spread.push(await s.newcomer(`oSpread${i}`, '林月如'));
+    s.clock.advance(5 * MIN);
+  }
+  t.same(spread, ['paid', 'paid', 'paid'], 'three namesakes over two hours among 23 names: chance');
+  const burst = [];
+  for (let i = 0; i < 3; i++) {
+    burst.push(await s.newcomer(`oBurst${i}`, '赵灵儿'));
+    s.clock.advance(MIN);
+  }
+  t.same(burst, ['paid', 'paid', 'held'], 'three within minutes: few names in the short window, beyond chance');
+  const [d] = await s.q<{ features: Record<string, number> }>(`SELECT features FROM fraud_decisions WHERE decision = 'hold' ORDER BY id LIMIT 1`);
+  t.match(d!.features, { sharedName: 3 });
+  t.ok(d!.features.nameAnswers! <= 8, `counted against the short window's names (${d!.features.nameAnswers})`);
 });
 
 t.test('mini program: the same name typed in the form by three accounts holds the third draw', async (t) => {

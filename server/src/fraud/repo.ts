@@ -159,44 +159,50 @@ export function createFraudRepo(db: Db) {
 
     /**
      * One golden answer: merged into the user's answers; returns them and the previous fingerprint. With `name` (the
-     * name question, a counted name's keyed hash) the same statement links the account to the name and returns how
-     * many *other* accounts typed it since `name.since` (counted up to 500; the insert is not visible to the count).
+     * name question, a counted name's keyed hash) the same statement links the account to the name and returns, for
+     * each `since` (a window start), how many *other* accounts not yet flagged for a shared name typed it since then
+     * (counted up to 500 in all; the insert itself is not visible to the count).
      */
-    async answer(openid: string, key: string, value: string, fast: boolean, now: Date, tx: Tx = db, name?: { hash: string; since: Date }) {
-      type Row = { answers: Record<string, string>; answer_print: string | null; fast_answers: number; name_others: number | null };
+    async answer(openid: string, key: string, value: string, fast: boolean, now: Date, tx: Tx = db, name?: { hash: string; since: Date[] }) {
+      type Row = { answers: Record<string, string>; answer_print: string | null; fast_answers: number; name_others: number[] | null };
       const upsert = sql`
         INSERT INTO fraud_user_state AS s (openid, answers, fast_answers, flagged, updated_at)
         VALUES (${openid}, jsonb_build_object(${key}::text, ${value}::text), ${fast ? 1 : 0}, ${fast}, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET answers = coalesce(s.answers, '{}'::jsonb) || jsonb_build_object(${key}::text, ${value}::text),
           fast_answers = s.fast_answers + ${fast ? 1 : 0}, flagged = s.flagged OR ${fast}, updated_at = ${iso(now)}
         RETURNING answers, answer_print, fast_answers`;
-      if (!name) return { ...rowsOf<Row>(await tx.execute(upsert))[0]!, name_others: null };
+      if (!name || name.since.length === 0) return { ...rowsOf<Row>(await tx.execute(upsert))[0]!, name_others: null };
+      const earliest = name.since.reduce((a, b) => (a < b ? a : b));
+      const counts = sql.join(name.since.map((d) => sql`count(*) FILTER (WHERE x.first_at >= ${iso(d)})::int`), sql`, `);
       return rowsOf<Row>(await tx.execute(sql`
         WITH link AS (
           INSERT INTO fraud_identifier_accounts (kind, value_hash, openid, first_at) VALUES ('name', ${name.hash}, ${openid}, ${iso(now)})
           ON CONFLICT DO NOTHING),
         st AS (${upsert})
         SELECT st.answers, st.answer_print, st.fast_answers,
-          (SELECT count(*)::int FROM (SELECT 1 FROM fraud_identifier_accounts
-            WHERE kind = 'name' AND value_hash = ${name.hash} AND first_at >= ${iso(name.since)} AND openid <> ${openid} LIMIT 500) x) AS name_others
+          (SELECT ARRAY[${counts}] FROM (SELECT a.first_at FROM fraud_identifier_accounts a LEFT JOIN fraud_user_state u ON u.openid = a.openid
+            WHERE a.kind = 'name' AND a.value_hash = ${name.hash} AND a.first_at >= ${iso(earliest)} AND a.openid <> ${openid}
+              AND coalesce(u.shared_name, 0) = 0 LIMIT 500) x) AS name_others
         FROM st`))[0]!;
     },
-    /** Name answers typed since `since` by every account, counted up to `limit` (a range of the partial index). */
-    async nameAnswersSince(since: Date, limit: number): Promise<number> {
-      const [r] = rowsOf<{ n: number }>(await db.execute(sql`
-        SELECT count(*)::int AS n FROM (SELECT 1 FROM fraud_identifier_accounts WHERE kind = 'name' AND first_at >= ${iso(since)} LIMIT ${limit}) x`));
-      return r?.n ?? 0;
+    /** Name answers typed by every account since each window start, each counted up to its `limit` (partial index ranges). */
+    async nameAnswersSince(windows: Array<{ since: Date; limit: number }>): Promise<number[]> {
+      if (windows.length === 0) return [];
+      const counts = sql.join(windows.map((w) => sql`(SELECT count(*)::int FROM (SELECT 1 FROM fraud_identifier_accounts
+        WHERE kind = 'name' AND first_at >= ${iso(w.since)} LIMIT ${w.limit}) x)`), sql`, `);
+      const [r] = rowsOf<{ n: number[] }>(await db.execute(sql`SELECT ARRAY[${counts}] AS n`));
+      return r?.n ?? windows.map(() => 0);
     },
     /**
-     * Every account that typed this name since `since` (and `me`), or `only` that one, gets the cluster's size and the
-     * window's name answers (a larger cluster replaces a smaller one) and is flagged. Returns the accounts written.
+     * The accounts not yet flagged for a shared name that typed this name since `since`, and `me`, or `only` that one:
+     * each gets the cluster's size and the window's name answers and is flagged. Returns the accounts written.
      */
     async flagSharedName(hash: string, since: Date, accounts: number, answers: number, me: string, now: Date, only?: string): Promise<string[]> {
       return rowsOf<{ openid: string }>(await db.execute(sql`
         INSERT INTO fraud_user_state AS s (openid, shared_name, shared_name_answers, flagged, updated_at)
-        SELECT openid, ${accounts}, ${answers}, true, ${iso(now)} FROM fraud_identifier_accounts
-        WHERE kind = 'name' AND value_hash = ${hash} AND (first_at >= ${iso(since)} OR openid = ${me})
-          AND ${only !== undefined ? sql`openid = ${only}` : sql`true`}
+        SELECT a.openid, ${accounts}, ${answers}, true, ${iso(now)} FROM fraud_identifier_accounts a LEFT JOIN fraud_user_state u ON u.openid = a.openid
+        WHERE a.kind = 'name' AND a.value_hash = ${hash} AND ((a.first_at >= ${iso(since)} AND coalesce(u.shared_name, 0) = 0) OR a.openid = ${me})
+          AND ${only !== undefined ? sql`a.openid = ${only}` : sql`true`}
         ON CONFLICT (openid) DO UPDATE SET
           shared_name_answers = CASE WHEN EXCLUDED.shared_name >= s.shared_name THEN EXCLUDED.shared_name_answers ELSE s.shared_name_answers END,
           shared_name = greatest(s.shared_name, EXCLUDED.shared_name), flagged = true, updated_at = EXCLUDED.updated_at

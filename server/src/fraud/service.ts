@@ -21,7 +21,7 @@ import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
 import { createFulfilmentRepo } from '../fulfilment/repo.ts';
 import { normalisePhone, phoneHash } from '../members/phones.ts';
 import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
-import { cooldownFor, decide, DEFAULT_MODEL, nameAnswersExplaining, score, SHARED_NAME_MIN, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
+import { cooldownFor, decide, DEFAULT_MODEL, nameAnswersExplaining, score, SHARED_NAME_MIN, SHARED_NAME_SCALES, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
 import { countedName, NAME_QUESTION_KEY } from './names.ts';
 
 export const FRAUD_TEXTS = {
@@ -405,17 +405,22 @@ export function createFraudService(deps: FraudDeps) {
   }
 
   /**
-   * `accounts` (this one included) typed one name since `since`: it counts when that is more than chance explains with
-   * the window's name answers (scoring.ts sharedNameAllowance). Those are counted only up to the volume at which chance
-   * would explain the cluster (one bounded index range), then every account of it is flagged, up to 50 (past that only
-   * this one: the earlier ones were flagged when it was smaller).
+   * A name typed by this account and, in each scanned window (shortest first), by `others` accounts not yet flagged
+   * for a shared name. A window's cluster (this one included) counts when it is more than chance explains with that
+   * window's name answers (scoring.ts sharedNameAllowance); those are counted only up to the volume at which chance
+   * would explain it (bounded index ranges, one statement). The shortest window that counts is flagged: its accounts,
+   * up to 50 (past that only this one). Each account is flagged for a name once: a later namesake is judged with the
+   * accounts not flagged yet — alone, matching a known cluster's name is no evidence (its chance is λ, not α), and
+   * an honest person typing a farm's name after the farm was caught is not swept into it.
    */
-  async function sharedName(openid: string, hash: string, accounts: number, since: Date, now: Date) {
+  async function sharedName(openid: string, hash: string, others: number[], since: Date[], now: Date) {
     const share = model.allowances.sharedNameShare ?? defaults.allowances.sharedNameShare;
-    const explaining = nameAnswersExplaining(accounts, share);
-    const answers = await repo.nameAnswersSince(since, explaining);
-    if (answers >= explaining) return;
-    for (const o of await repo.flagSharedName(hash, since, accounts, answers, openid, now, accounts > 50 ? openid : undefined)) flagged.add(o);
+    const windows = others.map((n, i) => ({ accounts: n + 1, since: since[i]!, limit: nameAnswersExplaining(n + 1, share) })).filter((w) => w.accounts > SHARED_NAME_MIN);
+    const answers = await repo.nameAnswersSince(windows);
+    const hit = windows.findIndex((w, i) => answers[i]! < w.limit);
+    if (hit < 0) return;
+    const w = windows[hit]!;
+    for (const o of await repo.flagSharedName(hash, w.since, w.accounts, answers[hit]!, openid, now, w.accounts > 50 ? openid : undefined)) flagged.add(o);
     flagged.add(openid);
     invalidate(); // as after flagPrint: reload the flagged set (other instances learn the flags at their own reload)
   }
@@ -603,10 +608,11 @@ export function createFraudService(deps: FraudDeps) {
       const value = display.trim().toLowerCase().replace(/\s+/g, ' ');
       // The name is linked in the answer's own statement (no extra round trip): only its keyed hash is stored.
       const name = key === NAME_QUESTION_KEY ? countedName(display) : null;
-      const since = new Date(now.getTime() - (model.allowances.sharedNameWindowMin ?? defaults.allowances.sharedNameWindowMin) * 60_000);
+      const windowMs = (model.allowances.sharedNameWindowMin ?? defaults.allowances.sharedNameWindowMin) * 60_000;
+      const since = SHARED_NAME_SCALES.map((d) => new Date(now.getTime() - windowMs / d));
       const nameHash = name !== null ? createHmac('sha256', deps.piiKey).update(`fraud:name:${name}`).digest('hex').slice(0, 40) : null;
       const r = await repo.answer(openid, key, value, fast, now, db, nameHash !== null ? { hash: nameHash, since } : undefined);
-      if (nameHash !== null && r.name_others !== null && r.name_others + 1 > SHARED_NAME_MIN) await sharedName(openid, nameHash, r.name_others + 1, since, now);
+      if (nameHash !== null && r.name_others && r.name_others.some((n) => n + 1 > SHARED_NAME_MIN)) await sharedName(openid, nameHash, r.name_others, since, now);
       const answers = r.answers ?? {};
       const keys = Object.keys(answers).sort();
       const print = createHmac('sha256', deps.piiKey).update(JSON.stringify(keys.map((k) => [k, answers[k]]))).digest('hex').slice(0, 32);

@@ -42,10 +42,13 @@ t.test('three new accounts typing one name within the window: the third is held,
   const s = await setup(t);
   const first = [];
   for (const openid of ['oSameA', 'oSameB', 'oSameC']) {
+    if (first.length > 0) s.clock.advance(7 * MIN);
     first.push(await s.newcomer(openid, ' 张三丰 '));
-    s.clock.advance(7 * MIN);
   }
-  t.same(first, ['paid', 'paid', 'held'], 'two namesakes are chance; a third within two hours, at this volume, is not');
+  t.same(first, ['paid', 'paid', 'held'], 'two namesakes are chance; a third within half an hour, at this volume, is not');
+  s.clock.advance(2 * MIN);
+  t.equal(await s.newcomer('oSameD', '张三丰'), 'held', 'two minutes after the cluster\'s latest account: the burst goes on');
+  s.clock.advance(5 * MIN);
   t.equal(await s.newcomer('oOther', '李逍遥'), 'paid', 'another name is nobody else\'s business');
 
   const [d] = await s.q<{ openid: string; reasons: Array<{ feature: string }>; features: Record<string, number> }>(
@@ -54,7 +57,7 @@ t.test('three new accounts typing one name within the window: the third is held,
   t.equal(d!.reasons[0]!.feature, 'sharedName', 'named as the reason');
   t.match(d!.features, { sharedName: 3, nameAnswers: 3 }, 'the cluster and the window\'s volume are shown to the reviewer');
   const states = await s.q<{ openid: string; shared_name: number; flagged: boolean }>(`SELECT openid, shared_name, flagged FROM fraud_user_state WHERE shared_name > 0 ORDER BY openid`);
-  t.same(states.map((r) => [r.openid, r.shared_name, r.flagged]), [['oSameA', 3, true], ['oSameB', 3, true], ['oSameC', 3, true]], 'every account of the cluster is flagged');
+  t.same(states.map((r) => [r.openid, r.shared_name, r.flagged]), [['oSameA', 3, true], ['oSameB', 3, true], ['oSameC', 3, true], ['oSameD', 4, true]], 'every account of the cluster is flagged');
 
   s.clock.advance(30 * MIN);
   t.equal(await s.again('oSameA'), 'held', 'the first account is caught at its next code');
@@ -62,13 +65,13 @@ t.test('three new accounts typing one name within the window: the third is held,
   t.equal(await s.again('oOther'), 'paid');
   t.equal(await count(s.database, 'fraud_decisions', `decision = 'block'`), 0, 'a shared name alone never blocks');
 
-  // A namesake typing the name after the cluster was caught is judged on its own: matching a known name is chance.
+  // A namesake typing the name well after the cluster was caught is judged on its own: matching a known name is chance.
   s.clock.advance(20 * MIN);
   t.equal(await s.newcomer('oNamesakeLater', '张三丰'), 'paid', 'not swept into the cluster caught before it');
   t.equal(await count(s.database, 'fraud_user_state', `openid = 'oNamesakeLater' AND shared_name > 0`), 0);
 
   const links = await s.q<{ value_hash: string }>(`SELECT value_hash FROM fraud_identifier_accounts WHERE kind = 'name'`);
-  t.equal(links.length, 5, 'one link per account and name');
+  t.equal(links.length, 6, 'one link per account and name');
   t.ok(links.every((l) => /^[0-9a-f]{40}$/.test(l.value_hash)), 'keyed hashes only, never the name');
   t.equal(new Set(links.map((l) => l.value_hash)).size, 2);
 });

@@ -160,30 +160,31 @@ export function createFraudRepo(db: Db) {
     /**
      * One golden answer: merged into the user's answers; returns them and the previous fingerprint. With `name` (the
      * name question, a counted name's keyed hash) the same statement links the account to the name and returns, for
-     * each `since` (a window start), how many *other* accounts not yet flagged for a shared name typed it since then
-     * (counted up to 500 in all; the insert itself is not visible to the count).
+     * each `since` (a window start, shortest window first), how many *other* accounts not yet flagged for a shared name
+     * typed it since then (`name_others`), and how many accounts already flagged for it typed it in the shortest one
+     * (`name_flagged`); counted up to 500 rows in all. The insert itself is not visible to the counts.
      */
     async answer(openid: string, key: string, value: string, fast: boolean, now: Date, tx: Tx = db, name?: { hash: string; since: Date[] }) {
-      type Row = { answers: Record<string, string>; answer_print: string | null; fast_answers: number; name_others: number[] | null };
+      type Row = { answers: Record<string, string>; answer_print: string | null; fast_answers: number; name_others: number[] | null; name_flagged: number | null };
       const upsert = sql`
         INSERT INTO fraud_user_state AS s (openid, answers, fast_answers, flagged, updated_at)
         VALUES (${openid}, jsonb_build_object(${key}::text, ${value}::text), ${fast ? 1 : 0}, ${fast}, ${iso(now)})
         ON CONFLICT (openid) DO UPDATE SET answers = coalesce(s.answers, '{}'::jsonb) || jsonb_build_object(${key}::text, ${value}::text),
           fast_answers = s.fast_answers + ${fast ? 1 : 0}, flagged = s.flagged OR ${fast}, updated_at = ${iso(now)}
         RETURNING answers, answer_print, fast_answers`;
-      if (!name || name.since.length === 0) return { ...rowsOf<Row>(await tx.execute(upsert))[0]!, name_others: null };
+      if (!name || name.since.length === 0) return { ...rowsOf<Row>(await tx.execute(upsert))[0]!, name_others: null, name_flagged: null };
       const earliest = name.since.reduce((a, b) => (a < b ? a : b));
-      const counts = sql.join(name.since.map((d) => sql`count(*) FILTER (WHERE x.first_at >= ${iso(d)})::int`), sql`, `);
+      const counts = sql.join(name.since.map((d) => sql`count(*) FILTER (WHERE x.first_at >= ${iso(d)} AND x.shared_name = 0)::int`), sql`, `);
       return rowsOf<Row>(await tx.execute(sql`
         WITH link AS (
           INSERT INTO fraud_identifier_accounts (kind, value_hash, openid, first_at) VALUES ('name', ${name.hash}, ${openid}, ${iso(now)})
           ON CONFLICT DO NOTHING),
-        st AS (${upsert})
-        SELECT st.answers, st.answer_print, st.fast_answers,
-          (SELECT ARRAY[${counts}] FROM (SELECT a.first_at FROM fraud_identifier_accounts a LEFT JOIN fraud_user_state u ON u.openid = a.openid
-            WHERE a.kind = 'name' AND a.value_hash = ${name.hash} AND a.first_at >= ${iso(earliest)} AND a.openid <> ${openid}
-              AND coalesce(u.shared_name, 0) = 0 LIMIT 500) x) AS name_others
-        FROM st`))[0]!;
+        st AS (${upsert}),
+        c AS (
+          SELECT ARRAY[${counts}] AS name_others, count(*) FILTER (WHERE x.first_at >= ${iso(name.since[0]!)} AND x.shared_name > 0)::int AS name_flagged
+          FROM (SELECT a.first_at, coalesce(u.shared_name, 0) AS shared_name FROM fraud_identifier_accounts a LEFT JOIN fraud_user_state u ON u.openid = a.openid
+            WHERE a.kind = 'name' AND a.value_hash = ${name.hash} AND a.first_at >= ${iso(earliest)} AND a.openid <> ${openid} LIMIT 500) x)
+        SELECT st.answers, st.answer_print, st.fast_answers, c.name_others, c.name_flagged FROM st, c`))[0]!;
     },
     /** Name answers typed by every account since each window start, each counted up to its `limit` (partial index ranges). */
     async nameAnswersSince(windows: Array<{ since: Date; limit: number }>): Promise<number[]> {
@@ -192,6 +193,22 @@ export function createFraudRepo(db: Db) {
         WHERE kind = 'name' AND first_at >= ${iso(w.since)} LIMIT ${w.limit}) x)`), sql`, `);
       const [r] = rowsOf<{ n: number[] }>(await db.execute(sql`SELECT ARRAY[${counts}] AS n`));
       return r?.n ?? windows.map(() => 0);
+    },
+    /**
+     * `me` continues a cluster flagged for this name whose latest accounts typed it since `since`: it gets the largest
+     * such cluster's size plus one and that cluster's window count, and is flagged. Returns the accounts written.
+     */
+    async joinSharedName(hash: string, since: Date, me: string, now: Date): Promise<string[]> {
+      return rowsOf<{ openid: string }>(await db.execute(sql`
+        INSERT INTO fraud_user_state AS s (openid, shared_name, shared_name_answers, flagged, updated_at)
+        SELECT ${me}, c.shared_name + 1, c.shared_name_answers, true, ${iso(now)} FROM (
+          SELECT u.shared_name, u.shared_name_answers FROM fraud_identifier_accounts a JOIN fraud_user_state u ON u.openid = a.openid
+          WHERE a.kind = 'name' AND a.value_hash = ${hash} AND a.first_at >= ${iso(since)} AND a.openid <> ${me} AND u.shared_name > 0
+          ORDER BY u.shared_name DESC LIMIT 1) c
+        ON CONFLICT (openid) DO UPDATE SET
+          shared_name_answers = CASE WHEN EXCLUDED.shared_name >= s.shared_name THEN EXCLUDED.shared_name_answers ELSE s.shared_name_answers END,
+          shared_name = greatest(s.shared_name, EXCLUDED.shared_name), flagged = true, updated_at = EXCLUDED.updated_at
+        RETURNING openid`)).map((r) => r.openid);
     },
     /**
      * The accounts not yet flagged for a shared name that typed this name since `since`, and `me`, or `only` that one:

@@ -150,8 +150,9 @@ const SHARING: ReadonlySet<FeatureName> = new Set(['sharedDevice', 'sharedIp', '
 /* ================= shared name: how many namesakes chance explains ================= */
 
 /**
- * False-alarm rate of the shared-name signal per name answer: an honest person's name reaches the count that holds
- * less often than this, by chance, under the prior share. Split evenly over the scan's windows (a union bound).
+ * False-alarm rate of the shared-name test in one window: an honest person's name reaches the count that holds less
+ * often than this, by chance, under the prior share. Over the three nested windows scanned, at most 3 × this (union
+ * bound; nested windows overlap, so in practice closer to 1 ×), and far less for real names, rarer than the prior.
  */
 export const SHARED_NAME_ALPHA = 1e-4;
 /**
@@ -160,17 +161,16 @@ export const SHARED_NAME_ALPHA = 1e-4;
  * beyond chance; honest namesakes arrive at any time, and over the long window many more names are compared.
  */
 export const SHARED_NAME_SCALES = [16, 4, 1] as const;
-const ALPHA_PER_WINDOW = SHARED_NAME_ALPHA / SHARED_NAME_SCALES.length;
 /** Two accounts with one name always pass (a household, or chance at any volume): at least three count. */
 export const SHARED_NAME_MIN = 2;
-/** z of the one-sided normal quantile for ALPHA_PER_WINDOW (Φ⁻¹(1 − 3.3e-5) = 3.99), for large λ. */
-const Z_ALPHA = 3.99;
+/** z of the one-sided normal quantile for SHARED_NAME_ALPHA (Φ⁻¹(1 − 1e-4) = 3.719), for large λ. */
+const Z_ALPHA = 3.719;
 
 /**
  * The accounts (this one included) that may type the same name within one window by chance, when `nameAnswers`
  * names were typed in it campaign-wide and no full name is more common than `share`. The other accounts typing a
  * given person's name are at most Binomial(nameAnswers, share) ≤ Poisson(λ = nameAnswers · share) in the tail; the
- * allowance is the smallest k ≥ 2 with P(X ≥ k | λ) < SHARED_NAME_ALPHA / 3 (per window), so k + 1 accounts count.
+ * allowance is the smallest k ≥ 2 with P(X ≥ k | λ) < SHARED_NAME_ALPHA, so a cluster of k + 1 accounts counts.
  * Exact Poisson sum up to λ = 200 (≤ ~300 terms), a Cornish–Fisher quantile above, rounded up (conservative).
  */
 export function sharedNameAllowance(nameAnswers: number, share: number): number {
@@ -182,7 +182,7 @@ export function sharedNameAllowance(nameAnswers: number, share: number): number 
   let logPmf = -lambda; // log P(X = 0)
   let cdf = Math.exp(logPmf); // P(X ≤ k − 1) for k = 1
   for (let k = 1; ; k++) {
-    if (k >= SHARED_NAME_MIN && 1 - cdf < ALPHA_PER_WINDOW) return k;
+    if (k >= SHARED_NAME_MIN && 1 - cdf < SHARED_NAME_ALPHA) return k;
     logPmf += logLambda - Math.log(k);
     cdf += Math.exp(logPmf);
   }

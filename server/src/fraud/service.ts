@@ -406,22 +406,34 @@ export function createFraudService(deps: FraudDeps) {
 
   /**
    * A name typed by this account and, in each scanned window (shortest first), by `others` accounts not yet flagged
-   * for a shared name. A window's cluster (this one included) counts when it is more than chance explains with that
-   * window's name answers (scoring.ts sharedNameAllowance); those are counted only up to the volume at which chance
-   * would explain it (bounded index ranges, one statement). The shortest window that counts is flagged: its accounts,
-   * up to 50 (past that only this one). Each account is flagged for a name once: a later namesake is judged with the
-   * accounts not flagged yet — alone, matching a known cluster's name is no evidence (its chance is λ, not α), and
-   * an honest person typing a farm's name after the farm was caught is not swept into it.
+   * for a shared name (`flaggedRecently`: accounts flagged for it that typed it within the shortest window).
+   *
+   * Each account is flagged for a name once, and a later namesake is judged with the accounts not flagged yet: alone,
+   * matching a known cluster's name is no evidence (its chance is λ, not α), and an honest person typing a farm's name
+   * after the farm was caught is not swept into it — except within the shortest window of the cluster's latest
+   * accounts, where a namesake is the burst going on (the farm's next account, a minute later) far more often than
+   * chance (expected honest namesakes there per cluster: that window's names × the name's share; docs/FRAUD.md).
+   *
+   * Otherwise a window's cluster (this one included) counts when it is more than chance explains with that window's
+   * name answers (scoring.ts sharedNameAllowance); those are counted only up to the volume at which chance would
+   * explain it (bounded index ranges, one statement). The shortest window that counts is flagged: its accounts, up to
+   * 50 (past that only this one).
    */
-  async function sharedName(openid: string, hash: string, others: number[], since: Date[], now: Date) {
-    const share = model.allowances.sharedNameShare ?? defaults.allowances.sharedNameShare;
-    const windows = others.map((n, i) => ({ accounts: n + 1, since: since[i]!, limit: nameAnswersExplaining(n + 1, share) })).filter((w) => w.accounts > SHARED_NAME_MIN);
-    const answers = await repo.nameAnswersSince(windows);
-    const hit = windows.findIndex((w, i) => answers[i]! < w.limit);
-    if (hit < 0) return;
-    const w = windows[hit]!;
-    for (const o of await repo.flagSharedName(hash, w.since, w.accounts, answers[hit]!, openid, now, w.accounts > 50 ? openid : undefined)) flagged.add(o);
-    flagged.add(openid);
+  async function sharedName(openid: string, hash: string, others: number[], flaggedRecently: number, since: Date[], now: Date) {
+    let written: string[] = [];
+    if (flaggedRecently > 0) written = await repo.joinSharedName(hash, since[0]!, openid, now);
+    else {
+      const share = model.allowances.sharedNameShare ?? defaults.allowances.sharedNameShare;
+      const windows = others.map((n, i) => ({ accounts: n + 1, since: since[i]!, limit: nameAnswersExplaining(n + 1, share) })).filter((w) => w.accounts > SHARED_NAME_MIN);
+      if (windows.length === 0) return;
+      const answers = await repo.nameAnswersSince(windows);
+      const hit = windows.findIndex((w, i) => answers[i]! < w.limit);
+      if (hit < 0) return;
+      const w = windows[hit]!;
+      written = await repo.flagSharedName(hash, w.since, w.accounts, answers[hit]!, openid, now, w.accounts > 50 ? openid : undefined);
+    }
+    if (written.length === 0) return;
+    for (const o of written) flagged.add(o);
     invalidate(); // as after flagPrint: reload the flagged set (other instances learn the flags at their own reload)
   }
 
@@ -612,7 +624,7 @@ export function createFraudService(deps: FraudDeps) {
       const since = SHARED_NAME_SCALES.map((d) => new Date(now.getTime() - windowMs / d));
       const nameHash = name !== null ? createHmac('sha256', deps.piiKey).update(`fraud:name:${name}`).digest('hex').slice(0, 40) : null;
       const r = await repo.answer(openid, key, value, fast, now, db, nameHash !== null ? { hash: nameHash, since } : undefined);
-      if (nameHash !== null && r.name_others && r.name_others.some((n) => n + 1 > SHARED_NAME_MIN)) await sharedName(openid, nameHash, r.name_others, since, now);
+      if (nameHash !== null && r.name_others) await sharedName(openid, nameHash, r.name_others, r.name_flagged ?? 0, since, now);
       const answers = r.answers ?? {};
       const keys = Object.keys(answers).sort();
       const print = createHmac('sha256', deps.piiKey).update(JSON.stringify(keys.map((k) => [k, answers[k]]))).digest('hex').slice(0, 32);

@@ -25,7 +25,7 @@ t.test('cash › a bill held for a mismatching notification: an ops cancel cance
 });
 
 t.test('backlog › a job whose turn comes late in a slow batch renews its lease first: no other instance reclaims it', async (t) => {
-  const s = await setup(t);
+  const s = await setup(t, { TOPUP_TIMEOUT_MS: '10000' });
   const jobs = [];
   for (let i = 0; i < 12; i++) {
     await s.services.phones.bind(`oSlow${i}`, `138001381${String(i).padStart(2, '0')}`);

@@ -202,6 +202,25 @@ t.test('the draw waits while the campaign is paused and closes a day after its e
   t.equal(await count(h.database, 'draws'), 1);
 });
 
+t.test('a question the campaign re-asks is in the form again, and an answer from before the code does not unlock the draw', async (t) => {
+  const h = await buildTestApp(t);
+  const { QUESTIONS } = await import('./campaign-fixtures.ts');
+  const won = [{ name: '10积分', kind: 'points' as const, value: 10, weight: 1 }];
+  const first = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 2, questions: QUESTIONS.slice(0, 2), prizes: won });
+  const mp = client(h, await mpLogin(h));
+  const a = await mp.redeem(first.codes[0]!);
+  t.equal((await mp.answer(a.body.id, { name: '卫十三', occupation: '学生' })).status, 200);
+  t.equal((await mp.draw(a.body.id)).status, 200);
+
+  const again = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 2, questions: [QUESTIONS[0]!, { ...QUESTIONS[1]!, reask: true }], prizes: won });
+  const b = await mp.redeem(again.codes[0]!);
+  t.equal(b.body.unlocked, false);
+  t.same(b.body.questions.map((q: any) => q.key), ['occupation'], 'only the re-asked question');
+  t.equal((await mp.draw(b.body.id)).status, 409, 'the earlier answer does not unlock it');
+  t.equal((await mp.answer(b.body.id, { occupation: '上班族' })).status, 200);
+  t.equal((await mp.draw(b.body.id)).body.status, 'drawn');
+});
+
 t.test('bad input: no token, a forged token, malformed ids and bodies', async (t) => {
   const h = await buildTestApp(t);
   await seedCampaign(h.database, h.config.codeKey);

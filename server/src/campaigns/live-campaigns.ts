@@ -44,6 +44,23 @@ export interface LiveSnapshot {
   lengths: number[];
 }
 
+/** The campaign asks this question again even when the profile has an answer (`reask`, `reaskAnswered`). */
+export const reasks = (c: Pick<LiveCampaign, 'reaskAnswered'>, q: Pick<GoldenQuestion, 'reask'>) => !!q.reask || c.reaskAnswered;
+
+/**
+ * The campaign's questions that count for a redemption made at `redeemedAt` (chat and mini program alike): answered,
+ * and for a question the campaign re-asks, answered since that redemption.
+ */
+export function countedQuestions(c: Pick<LiveCampaign, 'questions' | 'reaskAnswered'>, answers: ReadonlyArray<{ question_key: string; answered_at: Date | string }>, redeemedAt: Date): Set<string> {
+  const at = new Map(answers.map((a) => [a.question_key, new Date(a.answered_at).getTime()]));
+  const out = new Set<string>();
+  for (const q of c.questions) {
+    const t = at.get(q.key);
+    if (t !== undefined && (!reasks(c, q) || t >= redeemedAt.getTime())) out.add(q.key);
+  }
+  return out;
+}
+
 /**
  * A code redeemed while the campaign was live keeps its draw for DRAW_GRACE_MS after the campaign's end (a consumer
  * who redeemed at 23:58 may answer the questions after midnight); after that, or once ops end the campaign, no draw.

@@ -26,7 +26,7 @@ import { readAnswer } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo, type MpRedemptionRow, type NewAnswer } from './mp-redeem-repo.ts';
 import { PROVINCES } from './regions.ts';
-import { createLiveCampaigns, drawClosed, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { countedQuestions, createLiveCampaigns, drawClosed, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 
 type Prize = LivePrize;
@@ -91,15 +91,12 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
   const say = (c: Campaign | undefined, key: TextKey, vars: Record<string, string | number> = {}) => render(key, c?.texts, vars);
 
   /* ---- golden questions ---- */
-  const reasks = (c: Campaign, q: GoldenQuestion) => !!q.reask || c.reaskAnswered;
-
   /** Which of the campaign's questions count for this redemption, what is missing, and the form to show. */
   async function plan(openid: string, c: Campaign, redeemedAt: Date) {
-    const answers = new Map((await mpRepo.answers(openid)).map((a) => [a.question_key, a]));
-    const counts = (q: GoldenQuestion) => {
-      const a = answers.get(q.key);
-      return !!a && (!reasks(c, q) || new Date(a.answered_at) >= redeemedAt);
-    };
+    const rows = await mpRepo.answers(openid);
+    const answers = new Map(rows.map((a) => [a.question_key, a]));
+    const countedKeys = countedQuestions(c, rows, redeemedAt);
+    const counts = (q: GoldenQuestion) => countedKeys.has(q.key);
     const min = Math.min(c.unlockMin, c.questions.length);
     const counted = c.questions.filter(counts).length;
     const requiredMissing = c.questions.filter((q) => q.required && !counts(q)).length;

@@ -16,7 +16,7 @@ import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lotter
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo } from './mp-redeem-repo.ts';
-import { createLiveCampaigns, drawClosed, drawResultLines, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { countedQuestions, createLiveCampaigns, drawClosed, drawResultLines, reasks, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
@@ -80,21 +80,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   const drawBatch = createBatcher((items: DrawInput[]) => repo.drawMany(items), { maxBatch: 200, maxInflight: 4 });
 
   /* ---- golden questions ---- */
-  const reasks = (c: CachedCampaign, q: { reask?: boolean | undefined }) => !!q.reask || c.reaskAnswered;
-  /**
-   * The questions that count for a redemption made at `redeemedAt`: answered, and for a question the campaign re-asks
-   * (`reask`, `reaskAnswered`), answered since that redemption (the mini program applies the same rule).
-   */
-  function countedFor(c: CachedCampaign, answers: ReadonlyArray<{ question_key: string; answered_at: Date | string }>, redeemedAt: Date): Set<string> {
-    const at = new Map(answers.map((a) => [a.question_key, new Date(a.answered_at).getTime()]));
-    const out = new Set<string>();
-    for (const q of c.questions) {
-      const t = at.get(q.key);
-      if (t !== undefined && (!reasks(c, q) || t >= redeemedAt.getTime())) out.add(q.key);
-    }
-    return out;
-  }
-  /** `answered`: the questions that count for this redemption (countedFor). */
+  /** `answered`: the questions that count for this redemption (countedQuestions). */
   function questionPlan(c: CachedCampaign, answered: Set<string>) {
     const counted = c.questions.filter((q) => answered.has(q.key)).length;
     const requiredMissing = c.questions.filter((q) => q.required && !answered.has(q.key)).length;
@@ -386,7 +372,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
           }
           // The dialog's own redemption, by id (the user may have more pending ones than a list of them holds).
           const own = await lookups.redemption(openid, state.redemptionId);
-          const answered = countedFor(c, await repo.answers(openid), own ? new Date(own.redeemed_at) : now);
+          const answered = countedQuestions(c, await repo.answers(openid), own ? new Date(own.redeemed_at) : now);
           if (r.kind === 'answer') answered.add(q.key);
           const plan = questionPlan(c, answered);
           const next: QuestionState = { ...state, pos: state.pos + 1, step: {}, askedAt: now.toISOString() };
@@ -428,7 +414,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
         if (!pending) return text(render('nothingToDraw', undefined));
         const c = await campaign(pending.campaign_id);
         if (!c) return text(render('nothingToDraw', undefined));
-        const answered = countedFor(c, await repo.answers(openid), new Date(pending.redeemed_at));
+        const answered = countedQuestions(c, await repo.answers(openid), new Date(pending.redeemed_at));
         return proceed(openid, pending.id, c, pending.deck_prize_id, answered, now, false, dialogOpen);
       });
     },

@@ -1,6 +1,7 @@
 /**
  * Fulfilment under ops and load: a cash job held for a notification that does not match it is cancelled at WeChat
- * Pay before it is cancelled here; a slow batch renews a job's lease before its turn, so no other instance reclaims it.
+ * Pay before it is cancelled here; a slow batch renews the leases of the jobs still waiting, so no other instance
+ * reclaims them.
  */
 import t from 'tap';
 import { count } from './helpers.ts';
@@ -24,7 +25,7 @@ t.test('cash › a bill held for a mismatching notification: an ops cancel cance
   t.equal(s.paySandbox.state.bills.get(j.outNo)!.state, 'CANCELLED', 'cancelled at WeChat Pay, not only here');
 });
 
-t.test('backlog › a job whose turn comes late in a slow batch renews its lease first: no other instance reclaims it', async (t) => {
+t.test('backlog › a slow batch renews the leases of the jobs still waiting in it: no other instance reclaims them', async (t) => {
   const s = await setup(t, { TOPUP_TIMEOUT_MS: '10000' });
   const jobs = [];
   for (let i = 0; i < 12; i++) {

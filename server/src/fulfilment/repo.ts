@@ -151,6 +151,16 @@ export function createFulfilmentRepo(db: Db) {
     },
 
     /** While holding the lease: set columns without a state change and without an event (attempt counters, request bodies). */
+    /** A batch's jobs still on lease `from` get lease `to` (one statement); returns the ids renewed. */
+    async renewLeases(ids: number[], from: Date, to: Date, now: Date): Promise<number[]> {
+      if (ids.length === 0) return [];
+      const rows = rowsOf<{ id: string | number }>(await db.execute(sql`
+        UPDATE fulfilments SET lease_until = ${iso(to)}::timestamptz, updated_at = ${iso(now)}::timestamptz
+        WHERE id = ANY(${`{${ids.join(',')}}`}::bigint[]) AND state = 'running' AND lease_until = ${iso(from)}::timestamptz
+        RETURNING id`));
+      return rows.map((r) => Number(r.id));
+    },
+
     async touch(id: number, lease: Date, patch: FulfilmentPatch, now: Date): Promise<Fulfilment | undefined> {
       const [row] = await db.update(fulfilments)
         .set({ ...patch, updatedAt: now })

@@ -614,25 +614,44 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
 
   /**
    * A batch's jobs share the lease they were claimed with, and wait for the ones before them (slow providers, a
-   * backlog): a job whose lease is half spent when its turn comes gets a fresh one first, or is left alone when
-   * another instance reclaimed it meanwhile. `patch` rides on the renewal. Returns the job and its lease, or null.
+   * backlog). Whenever a job's turn comes with half the lease spent, the lease of every job of the batch not started
+   * yet is renewed in one statement, so the queue keeps its claim while it waits; a job another instance reclaimed
+   * meanwhile is left to it. A job keeps the lease it started with (its transitions are guarded by it).
+   * `take(job)`: the lease to work the job under, or null.
    */
-  async function turn(job: Fulfilment, lease: Date, claimedAt: number, patch: FulfilmentPatch = {}): Promise<{ job: Fulfilment; lease: Date } | null> {
-    const now = clock.now();
-    const fresh = now.getTime() - claimedAt >= leaseMs / 2;
-    if (!fresh && Object.keys(patch).length === 0) return { job, lease };
-    const next = fresh ? new Date(now.getTime() + leaseMs) : lease;
-    const row = await repo.touch(job.id, lease, fresh ? { ...patch, leaseUntil: next } : patch, now);
-    return row ? { job: row, lease: next } : null;
+  function batchLeases(jobs: Fulfilment[], lease: Date, claimedAt: number) {
+    let current = lease;
+    let renewedAt = claimedAt;
+    const queued = new Set(jobs.map((j) => j.id));
+    const lost = new Set<number>();
+    let renewing: Promise<void> | undefined;
+    async function renew() {
+      const now = clock.now();
+      const next = new Date(now.getTime() + leaseMs);
+      const ids = [...queued];
+      const kept = new Set(await repo.renewLeases(ids, current, next, now));
+      for (const id of ids) if (!kept.has(id)) lost.add(id);
+      current = next;
+      renewedAt = now.getTime();
+    }
+    return async function take(job: Fulfilment): Promise<Date | null> {
+      if (clock.now().getTime() - renewedAt >= leaseMs / 2) {
+        renewing ??= renew().finally(() => (renewing = undefined));
+        await renewing;
+      }
+      queued.delete(job.id);
+      return lost.has(job.id) ? null : current;
+    };
   }
 
   async function runDue(limit = 50): Promise<number> {
     const now = clock.now();
     const lease = new Date(now.getTime() + leaseMs);
     const jobs = await repo.claimDue(now, lease, limit);
+    const take = batchLeases(jobs, lease, now.getTime());
     await pool(jobs, async (job) => {
-      const t = await turn(job, lease, now.getTime());
-      if (t) await work(t.job, t.lease);
+      const l = await take(job);
+      if (l) await work(job, l);
     });
     await pollWaiting(limit);
     return jobs.length;
@@ -642,10 +661,13 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
     const now = clock.now();
     const lease = new Date(now.getTime() + leaseMs);
     const jobs = await repo.claimExpired(now, lease, limit);
+    const take = batchLeases(jobs, lease, now.getTime());
     await pool(jobs, async (job) => {
+      const l = await take(job);
+      if (!l) return;
       // Mark the intent first: a crash mid-cancel resumes as a cancel.
-      const t = await turn(job, lease, now.getTime(), { detail: { ...detailOf(job), cancelling: true } });
-      if (t) await work(t.job, t.lease);
+      const marked = await repo.touch(job.id, l, { detail: { ...detailOf(job), cancelling: true } }, clock.now());
+      if (marked) await work(marked, l);
     });
     return jobs.length;
   }

@@ -161,6 +161,12 @@ async function main() {
 
   const pattern = new Map<string, Pattern>();
   const sawRisk = new Set<string>();
+  /** What each user at risk first saw (FRAUD_SIM_DEBUG). */
+  const riskWhy = new Map<string, string>();
+  const saw = (openid: string, why: string) => {
+    sawRisk.add(openid);
+    if (!riskWhy.has(openid)) riskWhy.set(openid, why);
+  };
   const stats: Record<Pattern, { accounts: number; validAttempts: number; blockedValid: number; messages: number }> = {
     honest: { accounts: 0, validAttempts: 0, blockedValid: 0, messages: 0 }, guesser: { accounts: 0, validAttempts: 0, blockedValid: 0, messages: 0 },
     farm: { accounts: 0, validAttempts: 0, blockedValid: 0, messages: 0 }, reseller: { accounts: 0, validAttempts: 0, blockedValid: 0, messages: 0 },
@@ -174,7 +180,7 @@ async function main() {
     stats[p].messages++;
     const r = await sim.text(openid, text);
     const content = r.content ?? '';
-    if (RISK.test(content)) sawRisk.add(openid);
+    if (RISK.test(content)) saw(openid, `chat: ${content.slice(0, 40)}`);
     if (/话费】/.test(content) && !/审核中/.test(content)) phoneWanted.add(openid);
     return content;
   }
@@ -252,7 +258,7 @@ async function main() {
     let r = await mpCall(openid, '/api/mp/redemptions', { code });
     if (r.status !== 200) {
       if (r.status === 403 || /后再试|频繁/.test(r.body.message ?? '')) {
-        sawRisk.add(openid);
+        saw(openid, `mp redeem ${r.status}: ${r.body.message ?? ''}`);
         if (r.status === 403) stats[p].blockedValid++;
       }
       return;
@@ -271,12 +277,12 @@ async function main() {
     const d = await mpCall(openid, `/api/mp/redemptions/${r.body.id}/draw`);
     if (d.status !== 200) {
       if (d.status === 403) {
-        sawRisk.add(openid);
+        saw(openid, 'mp draw 403');
         stats[p].blockedValid++;
       }
       return;
     }
-    if (d.body.draw?.review === 'pending') sawRisk.add(openid);
+    if (d.body.draw?.review === 'pending') saw(openid, 'mp draw held');
     const u = mpUsers.get(openid)!;
     if (d.body.draw?.next === 'topup_pending' && !u.bound && u.phone) {
       await sleep(between(10_000, 60_000));
@@ -531,7 +537,10 @@ async function main() {
     }
     lines.push(`| ${p} | ${s.accounts} | ${s.validAttempts} | ${would.toFixed(1)} | ${paid} | ${by[p].held} | ${blocked.toFixed(1)} | ${pct(by[p].held + blocked, would)} |`);
   }
+  // A prize held afterwards (look-back) is told by a customer-service message, not the reply: its review counts too.
+  for (const r of await ctx.database.query<{ openid: string }>(sql`SELECT DISTINCT openid FROM fraud_reviews`)) saw(r.openid, 'review (look-back)');
   const honestRisk = [...sawRisk].filter((o) => pattern.get(o) === 'honest').length;
+  if (process.env.FRAUD_SIM_DEBUG) for (const o of sawRisk) if (pattern.get(o) === 'honest') console.error('honest at risk', o, riskWhy.get(o));
   // Why an honest user was held or blocked (a reviewer would read the same reasons).
   const decisions = await ctx.database.query<{ openid: string; stage: string; decision: string; score: number; reasons: Array<{ feature: string; value: number }> }>(sql`
     SELECT openid, stage, decision, score, reasons FROM fraud_decisions WHERE decision <> 'allow' ORDER BY id`);

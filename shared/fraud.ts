@@ -82,6 +82,8 @@ export const FraudModelPatchSchema = Type.Object({
     hold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     block: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
     holdByKind: Type.Optional(Type.Record(Type.String({ pattern: '^(points|coupon|topup|cash|physical)$' }), Type.Number({ exclusiveMinimum: 0, maximum: 1 }))),
+    lookback: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Score at or above which earlier prizes are held (look-back)' })),
+    lookbackH: Type.Optional(Type.Integer({ minimum: 0, maximum: 168, description: 'Hours of earlier prizes held when a user reaches a hold; 0 = off' })),
   }, { additionalProperties: false })),
   cooldown: Type.Optional(Type.Object({
     free: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),

@@ -133,6 +133,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
     database, clock, log: app.log, piiKey: config.piiKey, cacheTtlMs: config.fraud.cacheTtlMs, onFulfilmentQueued: () => kickFulfilment(),
     defaults: { ...DEFAULT_MODEL, thresholds: { ...DEFAULT_MODEL.thresholds, hold: config.fraud.hold, block: config.fraud.block, holdByKind: { ...DEFAULT_MODEL.thresholds.holdByKind, cash: config.fraud.cashHold } } },
     audit: (actor, entry, ctx, tx) => ops.audit(actor, entry, ctx, tx),
+    notify: (openid, content, key) => messaging.send(openid, { type: 'text', content }, key),
   });
   const fraudHooks = config.fraud.enabled ? fraud : undefined;
   const redemption = createRedemptionService({
@@ -176,6 +177,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   memberHooks.phoneBound.push(async (m, phone) => {
     if (fraudHooks && (await fraudHooks.onPhoneBound(m.openid, phone, clock.now()))) {
       await db.insert(memberEvents).values({ memberId: m.id, kind: 'fraud_hold', detail: { at: 'phone_bound' }, createdAt: clock.now() });
+      await fraudHooks.lookBack([m.openid], clock.now());
     }
   });
   const profile = createProfile({ db, clock, piiKey: config.piiKey, sessions, onCompleted: async (m) => void (await earn.earn(m.openid, 'complete_profile', String(m.id))) });

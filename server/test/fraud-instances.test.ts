@@ -95,7 +95,9 @@ t.test('two instances: a reseller alternating between them gets the decisions on
   const firstBlock = outcome.indexOf('blocked');
   t.ok(outcome.slice(firstBlock).every((o) => o === 'blocked') && outcome.length - firstBlock >= 2, 'once blocked, refused on both instances');
   t.equal(await count(s.a.database, 'codes', `redeemed_by = 'oResellerTwo'`), paid + held, 'blocked codes stay unused');
-  t.equal(await count(s.a.database, 'fraud_reviews', `openid = 'oResellerTwo' AND status = 'pending'`), held);
+  // Blocked: the prizes paid before are held too (look-back, by whichever instance blocked), each once.
+  t.equal(await count(s.a.database, 'fraud_reviews', `openid = 'oResellerTwo' AND status = 'pending'`), paid + held);
+  t.equal(await count(s.a.database, 'points_ledger', `openid = 'oResellerTwo' AND reason = 'fraud_hold'`), paid);
   const rows = await s.a.database.query<{ balance: number }>(sql`SELECT balance FROM points_accounts WHERE openid = 'oResellerTwo'`);
-  t.equal(Number(rows[0]!.balance), paid * 10, 'held points are not credited');
+  t.equal(Number(rows[0]!.balance), 0, 'held points are not credited, those paid before the block are taken back');
 });

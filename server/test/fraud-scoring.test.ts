@@ -129,6 +129,10 @@ t.test('model validation refuses broken edits', async (t) => {
   t.match(validateModel({ ...m, thresholds: { ...m.thresholds, hold: 0.95, block: 0.9 } }), /hold ≤ block/);
   t.match(validateModel({ ...m, weights: { ...m.weights, sharedPhone: Number.NaN } } as FraudModel), /weights.sharedPhone/);
   t.match(validateModel({ ...m, cooldown: { ...m.cooldown, stepsS: [60, -1] } }), /stepsS/);
+  t.match(validateModel({ ...m, thresholds: { ...m.thresholds, lookback: 0 } }), /thresholds\.lookback must be in \(0, 1\]/);
+  t.match(validateModel({ ...m, thresholds: { ...m.thresholds, lookbackH: 1.5 } }), /lookbackH must be an integer in \[0, 168\]/);
+  t.match(validateModel({ ...m, thresholds: { ...m.thresholds, lookbackH: 169 } }), /lookbackH/);
+  t.equal(validateModel({ ...m, thresholds: { ...m.thresholds, lookbackH: 0 } }), null, 'look-back off is a valid model');
 });
 
 const withWeights = (w: Partial<FraudModel['weights']>): FraudModel => ({ ...m, weights: { ...m.weights, ...w } });

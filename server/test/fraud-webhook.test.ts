@@ -123,12 +123,15 @@ t.test('code reseller: a burst of valid codes from one account — later prizes 
   t.ok(blocked >= 3, `${blocked} blocked`);
   t.same([...new Set(outcome)], ['paid', 'held', 'blocked'], 'paid → held → blocked, in that order');
   t.equal(await count(s.database, 'codes', 'redeemed_at IS NOT NULL'), paid + held, 'blocked codes stay unused');
-  t.equal(await count(s.database, 'fraud_reviews', `openid = 'oReseller' AND status = 'pending'`), held);
-  t.equal(await count(s.database, 'fulfilments', `openid = 'oReseller' AND state = 'held' AND kind = 'points'`), held);
+  // Once blocked, the prizes paid earlier in the burst are held too (look-back): their points are taken back.
+  t.equal(await count(s.database, 'fraud_reviews', `openid = 'oReseller' AND status = 'pending'`), paid + held);
+  t.equal(await count(s.database, 'fraud_decisions', `openid = 'oReseller' AND stage = 'lookback'`), paid, 'one look-back decision per prize paid before');
+  t.equal(await count(s.database, 'fulfilments', `openid = 'oReseller' AND state = 'held' AND kind = 'points'`), paid + held);
   const [acct] = await s.q<{ balance: number }>(`SELECT balance FROM points_accounts WHERE openid = 'oReseller'`);
-  t.equal(Number(acct!.balance), paid * 10, 'held points are not credited');
+  t.equal(Number(acct!.balance), 0, 'held points are not credited, and those paid before the block are taken back');
+  t.equal(await count(s.database, 'points_ledger', `openid = 'oReseller' AND reason = 'fraud_hold'`), paid);
   const list = (await s.api('GET', '/api/ops/fraud/reviews?status=pending')).json() as any[];
-  t.equal(list.length, held);
+  t.equal(list.length, paid + held);
   t.match(list[0], { openid: 'oReseller', status: 'pending', prize: { kind: 'points' }, modelVersion: 1 });
   t.ok(list[0].reasons.some((x: any) => x.feature === 'redeemHour'), 'velocity is the reason');
   const detail = (await s.api('GET', `/api/ops/fraud/reviews/${list[0].id}`)).json();

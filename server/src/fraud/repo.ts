@@ -115,6 +115,40 @@ export function createFraudRepo(db: Db) {
         LEFT JOIN followers f ON f.openid = k.openid`))[0];
     },
 
+    /** The stored signals of several users at once (look-back), each with its openid even when it has no row. */
+    async states(openids: string[]): Promise<StateRow[]> {
+      if (openids.length === 0) return [];
+      return rowsOf<StateRow & { key_openid: string }>(await db.execute(sql`
+        SELECT s.*, k.o AS key_openid, p.accounts AS print_accounts, f.subscribed_at, f.first_seen_at
+        FROM jsonb_array_elements_text(${JSON.stringify(openids)}::jsonb) AS k(o)
+        LEFT JOIN fraud_user_state s ON s.openid = k.o
+        LEFT JOIN fraud_answer_prints p ON p.print = s.answer_print
+        LEFT JOIN followers f ON f.openid = k.o`)).map(({ key_openid, ...r }) => ({ ...r, openid: key_openid }));
+    },
+
+    /**
+     * Won draws of these users since `since` that no reviewer has seen: what a look-back may still hold. Points
+     * prizes are credited by the draw statement (ledger key `draw:<id>`, no job); other kinds have a job of that key.
+     */
+    async unreviewedWins(openids: string[], since: Date): Promise<Array<{
+      draw_id: string; openid: string; campaign_id: number; redemption_id: string; prize_id: number; prize_kind: string;
+      points: number | null; job_id: string | number | null; job_state: string | null; job_detail: unknown;
+    }>> {
+      if (openids.length === 0) return [];
+      return rowsOf(await db.execute(sql`
+        SELECT d.id::text AS draw_id, d.openid, d.campaign_id, d.redemption_id::text, d.prize_id, p.kind AS prize_kind,
+          l.delta AS points, f.id AS job_id, f.state AS job_state, f.detail AS job_detail
+        FROM redemptions r
+        JOIN draws d ON d.redemption_id = r.id
+        JOIN campaign_prizes p ON p.id = d.prize_id
+        LEFT JOIN points_ledger l ON l.idempotency_key = 'draw:' || d.id
+        LEFT JOIN fulfilments f ON f.source_key = 'draw:' || d.id
+        WHERE r.openid IN (SELECT jsonb_array_elements_text(${JSON.stringify(openids)}::jsonb)) AND r.redeemed_at >= ${iso(since)}
+          AND d.created_at >= ${iso(since)} AND d.outcome = 'won'
+          AND NOT EXISTS (SELECT 1 FROM fraud_reviews v WHERE v.draw_id = d.id)
+        ORDER BY d.id`));
+    },
+
     /** A wrong code: window count, decayed rate. Returns the counts after it. */
     async wrongCode(openid: string, now: Date, windowH: number) {
       return rowsOf<{ unknown_codes: number; cooldown_level: number; wrong_rate: number; cooldown_until: Date | string | null }>(await db.execute(sql`
@@ -235,8 +269,9 @@ export function createFraudRepo(db: Db) {
       return row!.accounts;
     },
     /** Every account with this fingerprint is read before its next code. */
-    async flagPrint(print: string, now: Date) {
-      await db.execute(sql`UPDATE fraud_user_state SET flagged = true, updated_at = ${iso(now)} WHERE answer_print = ${print} AND NOT flagged`);
+    async flagPrint(print: string, now: Date): Promise<string[]> {
+      return rowsOf<{ openid: string }>(await db.execute(sql`
+        UPDATE fraud_user_state SET flagged = true, updated_at = ${iso(now)} WHERE answer_print = ${print} AND NOT flagged RETURNING openid`)).map((r) => r.openid);
     },
 
     /** Accounts bound to this phone hash (members.phone_hash). */
@@ -299,7 +334,7 @@ export function createFraudRepo(db: Db) {
 
     /* ---- decisions ---- */
     async recordDecision(d: {
-      openid: string; stage: 'code' | 'draw'; decision: 'allow' | 'hold' | 'block'; score: number; reasons: unknown; features: unknown;
+      openid: string; stage: 'code' | 'draw' | 'lookback'; decision: 'allow' | 'hold' | 'block'; score: number; reasons: unknown; features: unknown;
       modelVersion: number; campaignId?: number | null; redemptionId?: string | number | null; drawId?: string | number | null; at: Date;
     }, tx: Tx = db): Promise<number> {
       const rows = rowsOf<{ id: string | number }>(await tx.execute(sql`

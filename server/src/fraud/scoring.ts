@@ -97,6 +97,14 @@ export interface FraudModel {
     block: number;
     /** Lower hold thresholds for valuable prize kinds (e.g. cash). */
     holdByKind: Partial<Record<'points' | 'coupon' | 'topup' | 'cash' | 'physical', number>>;
+    /**
+     * Look-back: when a user's score reaches a hold (or block), prizes they won within this many hours and that are
+     * not yet out of reach (points still in the account, jobs not started) are held for review too. 0 turns it off;
+     * absent: 24.
+     */
+    lookbackH?: number;
+    /** The score at or above which a look-back holds earlier prizes (any kind); absent: 0.6. */
+    lookback?: number;
   };
   /** Progressive throttling of wrong codes: after `free` wrong codes in the window, each further one starts the next cool-down. */
   cooldown: { free: number; stepsS: number[]; windowH: number; /** How long a block decision suspends code attempts. */ blockS?: number };
@@ -116,7 +124,7 @@ export const DEFAULT_MODEL: FraudModel = {
     sharedNameShare: 0.001, sharedNameWindowMin: 120,
   },
   cap: 10,
-  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 } },
+  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 }, lookback: 0.6, lookbackH: 24 },
   cooldown: { free: 3, stepsS: [60, 300, 1800, 7200, 86_400], windowH: 24, blockS: 6 * 3600 },
 };
 
@@ -415,6 +423,8 @@ export function validateModel(m: FraudModel): string | null {
     if (!(PRIZE_KINDS as readonly string[]).includes(k)) return `thresholds.holdByKind.${k} is not a prize kind (${PRIZE_KINDS.join(', ')})`;
     if (!(typeof v === 'number' && v > 0 && v <= 1)) return `thresholds.holdByKind.${k} must be in (0, 1]`;
   }
+  if (t.lookback !== undefined && !(typeof t.lookback === 'number' && t.lookback > 0 && t.lookback <= 1)) return 'thresholds.lookback must be in (0, 1]';
+  if (t.lookbackH !== undefined && !(Number.isInteger(t.lookbackH) && t.lookbackH >= 0 && t.lookbackH <= 168)) return 'thresholds.lookbackH must be an integer in [0, 168]';
   const c = m.cooldown;
   if (!(Number.isInteger(c.free) && c.free >= 0 && c.free <= 100)) return 'cooldown.free must be an integer in [0, 100]';
   if (!(Number.isInteger(c.windowH) && c.windowH >= 1 && c.windowH <= 720)) return 'cooldown.windowH must be an integer in [1, 720]';

@@ -19,6 +19,7 @@ import { AppError } from '../platform/errors.ts';
 import type { Actor, AuditEntry } from '../ops/service.ts';
 import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
 import { createFulfilmentRepo } from '../fulfilment/repo.ts';
+import { createLedger } from '../members/ledger.ts';
 import { normalisePhone, phoneHash } from '../members/phones.ts';
 import { createFraudRepo, type ReviewRow, type StateRow } from './repo.ts';
 import { cooldownFor, decide, DEFAULT_MODEL, nameAnswersExplaining, score, SHARED_NAME_MIN, SHARED_NAME_SCALES, validateModel, validateModelPatch, type Decision, type Features, type FraudModel, type Score } from './scoring.ts';
@@ -28,6 +29,8 @@ export const FRAUD_TEXTS = {
   cooldown: '您输入错误兑奖码的次数较多，为保障账户安全，请于 {time} 后再试。',
   blocked: '为保障活动公平，您的账号暂时无法参与兑奖。如有疑问，请联系客服。',
   held: '您的奖品正在审核中，审核通过后将自动发放，请耐心等待。',
+  lookBack: '您近期获得的奖品正在审核中，审核通过后将自动发放，请耐心等待。如有疑问，请联系客服。',
+  lookBackPoints: '您近期获得的 {points} 积分奖励正在审核中，审核期间暂不可用，审核通过后将自动返还到您的账户。',
   heldPoints: '本次的 {points} 积分正在审核中，审核通过后将自动存入您的账户。',
   tooFast: '您的操作过于频繁，请稍后再试。',
 } as const;
@@ -71,6 +74,8 @@ export interface FraudDeps {
   audit: (actor: Actor, entry: AuditEntry, ctx: { requestId?: string; ip?: string }, tx: Tx) => Promise<void>;
   /** The fulfilment worker's kick (after an approval). */
   onFulfilmentQueued?: () => void;
+  /** A customer-service text to a user (look-back holds tell the user their earlier prize waits for review). */
+  notify?: (openid: string, content: string, key: string) => Promise<unknown>;
 }
 
 /** In-memory, per instance: cheap signals of the hot path. */
@@ -102,6 +107,8 @@ interface Mem {
 const HOUR = 3_600_000;
 /** Rolls back a hold at phone binding whose draw was reviewed already. */
 const ALREADY_REVIEWED = new Error('fraud: draw already reviewed');
+/** Rolls back a look-back hold that lost a race (the job started, another look-back held the draw first). */
+const NOT_HELD = new Error('fraud: look-back hold not taken');
 const MEM_MAX = 200_000;
 const FULL_RELOAD_MS = 5 * 60_000;
 const localHour = (d: Date) => (d.getUTCHours() + 8) % 24;
@@ -127,6 +134,7 @@ export function createFraudService(deps: FraudDeps) {
   const repo = createFraudRepo(db);
   const draws = createRedeemRepo(database);
   const jobs = createFulfilmentRepo(db);
+  const ledger = createLedger({ db, clock });
   const defaults = deps.defaults ?? DEFAULT_MODEL;
 
   /* ---- keyed hashes: the blacklist never holds an identifier in the clear ---- */
@@ -346,7 +354,7 @@ export function createFraudService(deps: FraudDeps) {
   /* ---- held draw: the draw happens, the prize is kept, its fulfilment waits for review ---- */
   async function heldDraw(a: HeldDrawInput): Promise<{ drawId: string; outcome: 'won' | 'lost' | 'out_of_stock'; heldPoints: number; reviewId: number | null } | null> {
     const now = a.input.at;
-    return db.transaction(async (tx) => {
+    const held = await db.transaction(async (tx) => {
       const locked = rowsOf<{ id: string }>(await tx.execute(sql`SELECT id FROM redemptions WHERE id = ${a.input.redemptionId} AND status = 'redeemed' FOR UPDATE`));
       if (locked.length === 0) return null;
       let outcome = a.input.outcome;
@@ -402,6 +410,114 @@ export function createFraudService(deps: FraudDeps) {
       }
       return { drawId, outcome, heldPoints: kind === 'points' ? amount : 0, reviewId };
     });
+    // The evidence that holds this prize also reaches the user's earlier ones.
+    if (held) await lookBack([a.openid], now);
+    return held;
+  }
+
+  /* ---- look-back: evidence that arrives after a prize was issued holds the prizes still within reach ---- */
+  const notifying = new Set<Promise<unknown>>();
+
+  /**
+   * The signals that make a user's next prize wait for review often arrive after the user's first prizes were issued:
+   * a farm's name cluster counts from its third account, a phone or device is over its allowance from the third
+   * account on it, a reseller's velocity from the fourth code. When a user's score now reaches `thresholds.lookback`
+   * (default 0.6: above the plain hold, since this takes back what was given; a blacklisted or suspended user always),
+   * their prizes of the last `thresholds.lookbackH` hours (default 24) that no reviewer has seen and that are still
+   * within reach are held for review, each exactly once (the review's unique draw): points are taken back from the account
+   * (ledger key `hold:draw:<id>`) into a held job that credits them again on approval (`release:draw:<id>`); a job
+   * not started yet (pending, waiting for a phone) moves to held. A job already running or paid, a cash bill waiting
+   * for the user's confirmation and points already spent are out of reach and left as they are. Each user so held is
+   * told once, by a customer-service message. Returns the number of prizes held. Errors are logged, never thrown:
+   * the request that brought the evidence goes on.
+   */
+  async function lookBack(openids: Iterable<string>, now: Date): Promise<number> {
+    const hours = model.thresholds.lookbackH ?? 24;
+    const users = [...new Set(openids)];
+    if (hours <= 0 || users.length === 0) return 0;
+    try {
+      // Users whose score now reaches a hold; a blacklisted or suspended user's every prize waits for review.
+      const verdicts = new Map<string, { v: Verdict; forced: boolean }>();
+      const bar = model.thresholds.lookback ?? 0.6;
+      for (const st of await repo.states(users.slice(0, 200))) {
+        const v = verdictOf(featuresOf(st.openid, now, st, undefined, false));
+        const blocked = blockedUntilMs(st);
+        const forced = v.features.blacklisted === 1 || (blocked !== null && blocked > now.getTime());
+        if (forced || v.score >= bar) verdicts.set(st.openid, { v, forced });
+      }
+      if (verdicts.size === 0) return 0;
+      const wins = await repo.unreviewedWins([...verdicts.keys()], new Date(now.getTime() - hours * HOUR));
+      const heldBy = new Map<string, { first: string; points: number; prizes: number }>();
+      for (const w of wins) {
+        const { v } = verdicts.get(w.openid)!;
+        const held = await holdIssued(w, v, now).catch((err: unknown) => {
+          if (err !== NOT_HELD) log.warn({ err, drawId: w.draw_id }, 'fraud: look-back hold failed');
+          return null;
+        });
+        if (held === null) continue;
+        const h = heldBy.get(w.openid) ?? { first: w.draw_id, points: 0, prizes: 0 };
+        if (held === 'points') h.points += w.points ?? 0;
+        else h.prizes++;
+        heldBy.set(w.openid, h);
+      }
+      for (const [openid, h] of heldBy) {
+        flagged.add(openid);
+        if (!deps.notify) continue;
+        const content = h.prizes === 0 ? FRAUD_TEXTS.lookBackPoints.replace('{points}', String(h.points)) : FRAUD_TEXTS.lookBack;
+        const p = deps.notify(openid, content, `fraud-lookback:${openid}:${h.first}`)
+          .catch((err: unknown) => log.warn({ err, openid }, 'fraud: look-back notice failed'))
+          .finally(() => notifying.delete(p));
+        notifying.add(p);
+      }
+      let n = 0;
+      for (const h of heldBy.values()) n += h.prizes + (h.points > 0 ? 1 : 0);
+      if (n > 0) log.info({ users: heldBy.size, prizes: n }, 'fraud: look-back held earlier prizes');
+      return n;
+    } catch (err) {
+      log.warn({ err }, 'fraud: look-back failed');
+      return 0;
+    }
+  }
+
+  /** One issued prize to review, in one transaction: 'points' or 'job' when held, NOT_HELD thrown when out of reach. */
+  async function holdIssued(w: Awaited<ReturnType<typeof repo.unreviewedWins>>[number], v: Verdict, now: Date): Promise<'points' | 'job' | null> {
+    const isPoints = w.job_id === null && w.points !== null && w.points > 0;
+    if (!isPoints && (w.job_id === null || (w.job_state !== 'pending' && w.job_state !== 'waiting_phone'))) return null;
+    return db.transaction(async (tx) => {
+      const decisionId = await repo.recordDecision({
+        openid: w.openid, stage: 'lookback', decision: 'hold', score: v.score, reasons: v.reasons, features: v.features,
+        modelVersion: v.modelVersion, campaignId: w.campaign_id, redemptionId: w.redemption_id, drawId: w.draw_id, at: now,
+      }, tx);
+      let jobId: string | number;
+      if (isPoints) {
+        // Taken back now, credited again by the held job on approval; already spent → out of reach (rolled back).
+        try {
+          await ledger.debit(w.openid, w.points!, `hold:draw:${w.draw_id}`, 'fraud_hold', { drawId: w.draw_id, decisionId }, tx);
+        } catch (err) {
+          if (err instanceof AppError && err.code === 'VALIDATION') throw NOT_HELD;
+          throw err;
+        }
+        const [job] = rowsOf<{ id: string | number }>(await tx.execute(sql`
+          INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
+          VALUES (${`release:draw:${w.draw_id}`}, ${w.draw_id}, ${w.campaign_id}, ${w.openid}, ${w.prize_id}, 'points', ${w.points}, 'held', ${now.toISOString()},
+            ${'R' + w.draw_id}, ${JSON.stringify({ fraudHold: true, lookBack: true, decisionId })}::jsonb, ${now.toISOString()}, ${now.toISOString()})
+          ON CONFLICT DO NOTHING RETURNING id`));
+        if (!job) throw NOT_HELD;
+        await tx.execute(sql`INSERT INTO fulfilment_events (fulfilment_id, from_state, to_state, note, at)
+          VALUES (${job.id}, NULL, 'held', ${`fraud: ${w.points} points taken back for review (look-back, score ${v.score.toFixed(3)}, model v${v.modelVersion})`}, ${now.toISOString()})`);
+        jobId = job.id;
+      } else {
+        const row = await jobs.transition(Number(w.job_id), { from: w.job_state as 'pending' | 'waiting_phone' }, 'held',
+          { detail: { ...((w.job_detail as object | null) ?? {}), fraudHold: true, lookBack: true, decisionId } },
+          `fraud: held for review (look-back, score ${v.score.toFixed(3)}, model v${v.modelVersion})`, now, tx);
+        if (!row) throw NOT_HELD;
+        jobId = row.id;
+      }
+      const review = await repo.insertReview({ decisionId, openid: w.openid, campaignId: w.campaign_id, drawId: w.draw_id, fulfilmentId: jobId, prizeId: w.prize_id, shard: null, day: null, at: now }, tx);
+      if (review === null) throw NOT_HELD;
+      await repo.markRedemption(w.redemption_id, 'hold', v, tx);
+      return isPoints ? 'points' : 'job';
+    });
   }
 
   /**
@@ -435,6 +551,7 @@ export function createFraudService(deps: FraudDeps) {
     if (written.length === 0) return;
     for (const o of written) flagged.add(o);
     invalidate(); // as after flagPrint: reload the flagged set (other instances learn the flags at their own reload)
+    await lookBack(written, now);
   }
 
   function reviewView(r: ReviewRow) {
@@ -480,6 +597,7 @@ export function createFraudService(deps: FraudDeps) {
         if (v.decision === 'block') {
           await recordBlock(openid, v, now);
           if (!v.features.blacklisted) await suspend(openid, now);
+          await lookBack([openid], now);
           return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
         }
         return { noFuse: v.score >= lowestHold() };
@@ -498,6 +616,7 @@ export function createFraudService(deps: FraudDeps) {
         await recordBlock(openid, v, now);
         bumpAttempt(openid, now);
         if (!v.features.blacklisted) await suspend(openid, now);
+        await lookBack([openid], now);
         return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
       }
       return { noFuse: v.score >= lowestHold() };
@@ -520,6 +639,7 @@ export function createFraudService(deps: FraudDeps) {
       if (seconds <= 0) return undefined;
       const until = new Date(now.getTime() + seconds * 1000);
       await repo.startCooldown(openid, until, now);
+      await lookBack([openid], now);
       return FRAUD_TEXTS.cooldown.replace('{time}', formatLocal(until));
     },
 
@@ -575,6 +695,7 @@ export function createFraudService(deps: FraudDeps) {
     /** Waits for the velocity writes in flight (shutdown, tests). */
     async drain(): Promise<void> {
       while (velocityWrites.size > 0) await Promise.all([...velocityWrites.values()]);
+      while (notifying.size > 0) await Promise.all([...notifying]);
       await fullReloading;
     },
 
@@ -597,6 +718,7 @@ export function createFraudService(deps: FraudDeps) {
         await repo.recordDecision({ openid, stage: 'draw', decision: 'block', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId, redemptionId: redemptionId ?? null, at: now });
         if (redemptionId) await repo.markRedemption(redemptionId, 'block', v);
         if (!v.features.blacklisted) await suspend(openid, now);
+        await lookBack([openid], now);
       }
       return v;
     },
@@ -609,6 +731,7 @@ export function createFraudService(deps: FraudDeps) {
     },
 
     heldDraw,
+    lookBack,
 
     /**
      * A golden answer: typing speed, identical answer sets across accounts, and (the name question, key 'name') one
@@ -632,9 +755,10 @@ export function createFraudService(deps: FraudDeps) {
       if (print !== r.answer_print) accounts = await db.transaction((tx) => repo.movePrint(openid, r.answer_print, print, now, tx));
       if (fast) flagged.add(openid);
       if (accounts > model.allowances.answerPrint) {
-        await repo.flagPrint(print, now);
+        const newly = await repo.flagPrint(print, now);
         flagged.add(openid);
         invalidate(); // other accounts with this print were just flagged: reload the set
+        await lookBack([...newly, openid], now);
       }
     },
 
@@ -654,13 +778,15 @@ export function createFraudService(deps: FraudDeps) {
       await repo.sharedPhone(openids, openids.length, flag, null, now);
       if (hit) await repo.sharedPhone([openid], openids.length, true, hit, now);
       if (flag) for (const o of openids) flagged.add(o);
+      // The others' earlier prizes now; this user's after its waiting top-ups are held at the draw stage (holdWaitingJobs).
+      if (flag) await lookBack(openids.filter((o) => o !== openid), now);
       const v = verdictOf(featuresOf(openid, now, await repo.state(openid), undefined, false), 'topup');
       return v.decision !== 'allow';
     },
 
     /**
      * Jobs of this user waiting for a phone go to review instead of running (a phone shared by a farm, or
-     * blacklisted). Returns how many were held.
+     * blacklisted), then its other prizes within reach (look-back). Returns how many waiting jobs were held.
      */
     async holdWaitingJobs(openid: string, now: Date): Promise<number> {
       const st = await repo.state(openid);
@@ -686,6 +812,7 @@ export function createFraudService(deps: FraudDeps) {
         });
         if (ok) held++;
       }
+      await lookBack([openid], now);
       return held;
     },
 
@@ -733,6 +860,7 @@ export function createFraudService(deps: FraudDeps) {
         seenIds.add(memo);
       }
       let flag = false;
+      const accounts: string[] = [];
       for (const r of linked) {
         const ipKind = r.kind === 'ip';
         if (r.accounts <= (ipKind ? model.allowances.sharedIp : model.allowances.sharedDevice)) continue;
@@ -740,13 +868,17 @@ export function createFraudService(deps: FraudDeps) {
         // session), up to 50 accounts: past that it is a carrier gateway or a large farm already flagged, and only the
         // newcomer is written, so the cost per new member stays bounded however many people share the IP.
         const allAccounts = r.accounts <= 50;
-        for (const o of await repo.flagIdentifierAccounts(r.kind, r.value_hash, r.accounts, ipKind ? 'shared_ip' : 'shared_device', now, allAccounts ? undefined : openid)) flagged.add(o);
+        for (const o of await repo.flagIdentifierAccounts(r.kind, r.value_hash, r.accounts, ipKind ? 'shared_ip' : 'shared_device', now, allAccounts ? undefined : openid)) {
+          flagged.add(o);
+          accounts.push(o);
+        }
         flag = true;
       }
       if (hit) await repo.sharedDevice(openid, 0, hit, true, now);
       if (flag || hit) {
         flagged.add(openid);
         invalidate(); // other instances' flags: reload the set
+        await lookBack([...accounts, openid], now);
       }
       return flag || hit !== null;
     },

@@ -102,8 +102,8 @@ export const fraudIdentifierAccounts = pgTable('fraud_identifier_accounts', {
 export const fraudDecisions = pgTable('fraud_decisions', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
   openid: text('openid').notNull(),
-  /** code (before a lookup), draw (before the prize is issued). */
-  stage: text('stage', { enum: ['code', 'draw'] }).notNull(),
+  /** code (before a lookup), draw (before the prize is issued), lookback (a prize issued earlier, held on later evidence). */
+  stage: text('stage', { enum: ['code', 'draw', 'lookback'] }).notNull(),
   decision: text('decision', { enum: ['allow', 'hold', 'block'] }).notNull(),
   score: doublePrecision('score').notNull(),
   reasons: jsonb('reasons').notNull(),

@@ -255,7 +255,8 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
 
   async function doPoints(job: Fulfilment, lease: Date) {
     if (!(job.amount > 0)) return void (await finish(job, lease, 'failed', { lastError: 'points amount must be positive' }, 'points amount must be positive'));
-    const reason = job.sourceKey.startsWith('consolation:') ? 'lottery_consolation' : 'lottery_prize';
+    // `release:<key>`: points a fraud look-back took back, credited again once a reviewer approved (fraud/service.ts).
+    const reason = job.sourceKey.replace(/^release:/, '').startsWith('consolation:') ? 'lottery_consolation' : 'lottery_prize';
     try {
       await db.transaction(async (tx) => {
         const entry = await ledger.credit(job.openid, job.amount, job.sourceKey, reason, { fulfilmentId: job.id, drawId: job.drawId, campaignId: job.campaignId }, tx);

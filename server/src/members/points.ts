@@ -20,6 +20,7 @@ const TITLES: Record<string, string> = {
   'earn:invite_reward': '邀请好友',
   lottery_prize: '抽奖奖励',
   lottery_consolation: '参与奖励',
+  fraud_hold: '奖励审核中（暂扣）',
   expire: '积分过期',
   mall_order: '积分商城兑换',
   mall_cancel: '商城订单取消退回',

@@ -437,24 +437,25 @@ export function createFraudService(deps: FraudDeps) {
     if (hours <= 0 || users.length === 0) return 0;
     try {
       // Users whose score now reaches a hold; a blacklisted or suspended user's every prize waits for review.
-      const verdicts = new Map<string, { v: Verdict; forced: boolean }>();
+      const verdicts = new Map<string, Verdict>();
       const bar = model.thresholds.lookback ?? 0.6;
       for (const st of await repo.states(users.slice(0, 200))) {
         const v = verdictOf(featuresOf(st.openid, now, st, undefined, false));
         const blocked = blockedUntilMs(st);
         const forced = v.features.blacklisted === 1 || (blocked !== null && blocked > now.getTime());
-        if (forced || v.score >= bar) verdicts.set(st.openid, { v, forced });
+        if (forced || v.score >= bar) verdicts.set(st.openid, v);
       }
       if (verdicts.size === 0) return 0;
       const wins = await repo.unreviewedWins([...verdicts.keys()], new Date(now.getTime() - hours * HOUR));
       const heldBy = new Map<string, { first: string; points: number; prizes: number }>();
+      let n = 0;
       for (const w of wins) {
-        const { v } = verdicts.get(w.openid)!;
-        const held = await holdIssued(w, v, now).catch((err: unknown) => {
+        const held = await holdIssued(w, verdicts.get(w.openid)!, now).catch((err: unknown) => {
           if (err !== NOT_HELD) log.warn({ err, drawId: w.draw_id }, 'fraud: look-back hold failed');
           return null;
         });
         if (held === null) continue;
+        n++;
         const h = heldBy.get(w.openid) ?? { first: w.draw_id, points: 0, prizes: 0 };
         if (held === 'points') h.points += w.points ?? 0;
         else h.prizes++;
@@ -469,8 +470,6 @@ export function createFraudService(deps: FraudDeps) {
           .finally(() => notifying.delete(p));
         notifying.add(p);
       }
-      let n = 0;
-      for (const h of heldBy.values()) n += h.prizes + (h.points > 0 ? 1 : 0);
       if (n > 0) log.info({ users: heldBy.size, prizes: n }, 'fraud: look-back held earlier prizes');
       return n;
     } catch (err) {

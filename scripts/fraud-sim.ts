@@ -233,9 +233,12 @@ async function main() {
   interface MpUser { mpOpenid: string; device: string; ip: string; token?: string; loggedAt?: number; phone?: string; bound?: boolean }
   const mpUsers = new Map<string, MpUser>();
   /** The member's openid (the key of draws and fraud rows) is the mini-program openid: it belongs to the same pattern. */
+  /** The person behind a mini-program openid (the server knows a mini-program user by that openid only). */
+  const personOf = new Map<string, string>();
   const addMp = (openid: string, u: MpUser) => {
     mpUsers.set(openid, u);
     pattern.set(u.mpOpenid, pattern.get(openid)!);
+    personOf.set(u.mpOpenid, openid);
   };
   async function mpHeaders(openid: string) {
     const u = mpUsers.get(openid)!;
@@ -538,7 +541,7 @@ async function main() {
     lines.push(`| ${p} | ${s.accounts} | ${s.validAttempts} | ${would.toFixed(1)} | ${paid} | ${by[p].held} | ${blocked.toFixed(1)} | ${pct(by[p].held + blocked, would)} |`);
   }
   // A prize held afterwards (look-back) is told by a customer-service message, not the reply: its review counts too.
-  for (const r of await ctx.database.query<{ openid: string }>(sql`SELECT DISTINCT openid FROM fraud_reviews`)) saw(r.openid, 'review (look-back)');
+  for (const r of await ctx.database.query<{ openid: string }>(sql`SELECT DISTINCT openid FROM fraud_reviews`)) saw(personOf.get(r.openid) ?? r.openid, 'review (look-back)');
   const honestRisk = [...sawRisk].filter((o) => pattern.get(o) === 'honest').length;
   if (process.env.FRAUD_SIM_DEBUG) for (const o of sawRisk) if (pattern.get(o) === 'honest') console.error('honest at risk', o, riskWhy.get(o));
   // Why an honest user was held or blocked (a reviewer would read the same reasons).

@@ -84,7 +84,9 @@ export function createMpRedeemRepo(database: Database) {
     /** Points a draw credited (prize or consolation), read back from its ledger row. */
     async drawPoints(drawId: string): Promise<number> {
       const rows = rowsOf<{ delta: number }>(await db.execute(sql`
-        SELECT delta FROM points_ledger WHERE idempotency_key IN (${`draw:${drawId}`}, ${`consolation:${drawId}`})`));
+        SELECT delta FROM points_ledger WHERE idempotency_key IN (${`draw:${drawId}`}, ${`consolation:${drawId}`},
+          -- taken back for a fraud review after the draw (look-back), and credited again on approval
+          ${`hold:draw:${drawId}`}, ${`release:draw:${drawId}`})`));
       return rows.reduce((s, r) => s + Number(r.delta), 0);
     },
   };

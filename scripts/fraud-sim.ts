@@ -508,12 +508,16 @@ async function main() {
   const by: Record<Pattern, { won: number; held: number }> = { honest: { won: 0, held: 0 }, guesser: { won: 0, held: 0 }, farm: { won: 0, held: 0 }, reseller: { won: 0, held: 0 }, bot: { won: 0, held: 0 } };
   if (process.env.FRAUD_SIM_DEBUG) {
     // Every attack prize that was paid: who, when (Shanghai time), what, and the risk the redemption recorded.
-    const paid = await ctx.database.query<{ openid: string; at: string; kind: string; risk: unknown; n: number }>(sql`
+    // With the user's stored signals at the end of the run (what a look-back could have seen, had it run then).
+    const paid = await ctx.database.query<{ openid: string; at: string; kind: string; risk: unknown; n: number; job: string | null; st: unknown }>(sql`
       SELECT d.openid, d.created_at::text AS at, p.kind, r.risk,
-        (SELECT count(*)::int FROM draws d2 WHERE d2.openid = d.openid AND d2.id <= d.id) AS n
+        (SELECT count(*)::int FROM draws d2 WHERE d2.openid = d.openid AND d2.id <= d.id) AS n,
+        (SELECT f.state FROM fulfilments f WHERE f.source_key = 'draw:' || d.id) AS job,
+        (SELECT jsonb_build_object('phone', s.shared_phone, 'name', s.shared_name, 'device', s.shared_device, 'ip', s.shared_ip, 'flagged', s.flagged, 'at', s.updated_at::text)
+           FROM fraud_user_state s WHERE s.openid = d.openid) AS st
       FROM draws d JOIN campaign_prizes p ON p.id = d.prize_id JOIN redemptions r ON r.id = d.redemption_id
       WHERE d.outcome = 'won' AND NOT EXISTS (SELECT 1 FROM fraud_reviews v WHERE v.draw_id = d.id) ORDER BY d.openid, d.id`);
-    for (const r of paid) if (pattern.get(r.openid) && pattern.get(r.openid) !== 'honest') console.error('paid', pattern.get(r.openid), r.openid, `#${r.n}`, r.at.slice(5, 19), r.kind, JSON.stringify(r.risk));
+    for (const r of paid) if (pattern.get(r.openid) && pattern.get(r.openid) !== 'honest') console.error('paid', pattern.get(r.openid), r.openid, `#${r.n}`, r.at.slice(5, 19), r.kind, r.job ?? '', JSON.stringify(r.risk), JSON.stringify(r.st));
   }
   for (const r of rows) {
     const p = pattern.get(r.openid);

@@ -1,9 +1,10 @@
 /**
- * Look-back holds through the public interfaces (signed webhook, ops API, the members' points API): evidence that
- * arrives after a user's first prizes were issued (a farm's name cluster is known from its third account) holds the
- * earlier prizes still within reach — points taken back into a held job, jobs not started moved to held — each
+ * Look-back holds through the public interfaces (signed webhook, ops API, the fraud service and the points ledger):
+ * evidence that arrives after a user's first prizes were issued (a farm's name cluster is known from its third
+ * account) holds the earlier prizes still within reach — points taken back into a held job, jobs not started moved to held — each
  * exactly once, with a customer-service notice; approval credits the points again, rejection keeps them taken back.
- * Points already spent, jobs already paid and look-back turned off (thresholds.lookbackH = 0) are left alone.
+ * Points already spent, jobs already paid, prizes older than the window and look-back turned off
+ * (thresholds.lookbackH = 0) are left alone.
  */
 import t from 'tap';
 import { sql } from 'drizzle-orm';
@@ -107,6 +108,19 @@ t.test('parallel look-backs of one prize: one hold, one debit, one review', asyn
   t.equal(await count(s.database, 'points_ledger', `openid = 'oRaceA' AND reason = 'fraud_hold'`), 1);
   t.equal(await count(s.database, 'fulfilments', `openid = 'oRaceA' AND source_key LIKE 'release:%'`), 1);
   t.equal(await s.balance('oRaceA'), 0);
+});
+
+t.test('the window: a prize older than thresholds.lookbackH (72 h by default) stands', async (t) => {
+  const s = await setup(t);
+  t.equal(await s.newcomer('oOld', '赵灵儿'), 'paid');
+  s.clock.advance(72 * 60 * MIN + MIN);
+  t.equal(await s.newcomer('oNew', '林月如'), 'paid');
+  await s.q(`INSERT INTO fraud_user_state (openid, shared_phone, flagged, updated_at) VALUES ('oOld', 4, true, now()), ('oNew', 4, true, now())
+    ON CONFLICT (openid) DO UPDATE SET shared_phone = 4, flagged = true`);
+  t.equal(await s.services.fraud.lookBack(['oOld', 'oNew'], s.clock.now()), 1, 'only the prize within the window is held');
+  await s.settle();
+  t.equal(await s.balance('oOld'), 10, 'three days and a minute old: out of the window');
+  t.equal(await s.balance('oNew'), 0);
 });
 
 t.test('approve credits the points again (once, under double clicks); reject keeps them taken back', async (t) => {

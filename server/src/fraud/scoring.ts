@@ -100,10 +100,10 @@ export interface FraudModel {
     /**
      * Look-back: when a user's score reaches a hold (or block), prizes they won within this many hours and that are
      * not yet out of reach (points still in the account, jobs not started) are held for review too. 0 turns it off;
-     * absent: 24.
+     * absent: the defaults' (72: a farm works its accounts in sessions over days).
      */
     lookbackH?: number;
-    /** The score at or above which a look-back holds earlier prizes (any kind); absent: 0.6. */
+    /** The score at or above which a look-back holds earlier prizes (any kind); absent: the defaults' (0.6). */
     lookback?: number;
   };
   /** Progressive throttling of wrong codes: after `free` wrong codes in the window, each further one starts the next cool-down. */
@@ -124,7 +124,7 @@ export const DEFAULT_MODEL: FraudModel = {
     sharedNameShare: 0.001, sharedNameWindowMin: 120,
   },
   cap: 10,
-  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 }, lookback: 0.6, lookbackH: 24 },
+  thresholds: { hold: 0.5, block: 0.92, holdByKind: { cash: 0.25, topup: 0.25 }, lookback: 0.6, lookbackH: 72 },
   cooldown: { free: 3, stepsS: [60, 300, 1800, 7200, 86_400], windowH: 24, blockS: 6 * 3600 },
 };
 

@@ -423,7 +423,7 @@ export function createFraudService(deps: FraudDeps) {
    * a farm's name cluster counts from its third account, a phone or device is over its allowance from the third
    * account on it, a reseller's velocity from the fourth code. When a user's score now reaches `thresholds.lookback`
    * (default 0.6: above the plain hold, since this takes back what was given; a blacklisted or suspended user always),
-   * their prizes of the last `thresholds.lookbackH` hours (default 24) that no reviewer has seen and that are still
+   * their prizes of the last `thresholds.lookbackH` hours (default 72) that no reviewer has seen and that are still
    * within reach are held for review, each exactly once (the review's unique draw): points are taken back from the account
    * (ledger key `hold:draw:<id>`) into a held job that credits them again on approval (`release:draw:<id>`); a job
    * not started yet (pending, waiting for a phone) moves to held. A job already running or paid, a cash bill waiting
@@ -432,13 +432,13 @@ export function createFraudService(deps: FraudDeps) {
    * the request that brought the evidence goes on.
    */
   async function lookBack(openids: Iterable<string>, now: Date): Promise<number> {
-    const hours = model.thresholds.lookbackH ?? 24;
+    const hours = model.thresholds.lookbackH ?? defaults.thresholds.lookbackH ?? 72;
     const users = [...new Set(openids)];
     if (hours <= 0 || users.length === 0) return 0;
     try {
       // Users whose score now reaches a hold; a blacklisted or suspended user's every prize waits for review.
       const verdicts = new Map<string, Verdict>();
-      const bar = model.thresholds.lookback ?? 0.6;
+      const bar = model.thresholds.lookback ?? defaults.thresholds.lookback ?? 0.6;
       for (const st of await repo.states(users.slice(0, 200))) {
         const v = verdictOf(featuresOf(st.openid, now, st, undefined, false));
         const blocked = blockedUntilMs(st);

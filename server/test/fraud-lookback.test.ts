@@ -1,8 +1,9 @@
 /**
  * Look-back holds through the public interfaces (signed webhook, ops API, the fraud service and the points ledger):
  * evidence that arrives after a user's first prizes were issued (a farm's name cluster is known from its third
- * account) holds the earlier prizes still within reach — points taken back into a held job, jobs not started moved to held — each
- * exactly once, with a customer-service notice; approval credits the points again, rejection keeps them taken back.
+ * account) holds the earlier prizes still within reach — points taken back into a held job, jobs not started moved
+ * to held — each exactly once, with a customer-service notice; approval credits the points again, rejection keeps
+ * them taken back.
  * Points already spent, jobs already paid, prizes older than the window and look-back turned off
  * (thresholds.lookbackH = 0) are left alone.
  */

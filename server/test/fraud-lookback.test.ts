@@ -12,6 +12,7 @@ import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { adminHeaders, buildTestApp, count, noonShanghai, simulatorOn } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
+import { newcomerOf } from './fraud-helpers.ts';
 import type { PrizeBody } from '../../shared/campaigns.ts';
 
 const MIN = 60_000;
@@ -29,15 +30,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, prizes: PrizeBody
   const admin = await adminHeaders(ctx.app);
   const api = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
     ctx.app.inject({ method, url, headers: admin, ...(payload === undefined ? {} : { payload: payload as object }) });
-  const outcome = (content: string | undefined) => (/审核中/.test(content ?? '') ? 'held' : /恭喜您抽中/.test(content ?? '') ? 'paid' : content ?? '');
-  /** A new account's first code, its name and occupation typed at a human pace. */
-  const newcomer = async (openid: string, name: string) => {
-    await sim.text(openid, code());
-    clock.advance(8_000);
-    await sim.text(openid, name);
-    clock.advance(6_000);
-    return outcome((await sim.text(openid, '2')).content);
-  };
+  const newcomer = newcomerOf(sim, clock, code);
   const settle = async () => {
     await ctx.services.fraud.drain();
     await ctx.services.fulfilment.idle();

@@ -10,6 +10,7 @@ import { manualClock } from '../src/platform/clock.ts';
 import { adminHeaders, buildTestApp, count, noonShanghai, simulatorOn } from './helpers.ts';
 import { mpLogin } from './mp-helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
+import { chatOutcome, newcomerOf } from './fraud-helpers.ts';
 
 const MIN = 60_000;
 
@@ -23,17 +24,9 @@ async function setup(t: { teardown(fn: () => unknown): void }, codes = 40) {
   const sim = simulatorOn(ctx, () => clock.now().getTime());
   let next = 0;
   const code = () => seeded.codes[next++]!;
-  const outcome = (content: string | undefined) => (/审核中/.test(content ?? '') ? 'held' : /暂时无法参与兑奖/.test(content ?? '') ? 'blocked' : /恭喜您抽中/.test(content ?? '') ? 'paid' : content ?? '');
-  /** A new account's first code, its name and occupation typed at a human pace: 'paid', 'held' or the reply. */
-  const newcomer = async (openid: string, name: string) => {
-    await sim.text(openid, code());
-    clock.advance(8_000);
-    await sim.text(openid, name);
-    clock.advance(6_000);
-    return outcome((await sim.text(openid, '2')).content);
-  };
+  const newcomer = newcomerOf(sim, clock, code);
   /** A returning account's next code (its profile unlocks the draw at once). */
-  const again = async (openid: string) => outcome((await sim.text(openid, code())).content);
+  const again = async (openid: string) => chatOutcome((await sim.text(openid, code())).content);
   const q = <T = Record<string, unknown>>(text: string) => ctx.database.query<T>(sql.raw(text));
   return { ...ctx, clock, sim, newcomer, again, q, code };
 }

@@ -343,12 +343,32 @@ export function createFraudService(deps: FraudDeps) {
     flagged.add(openid);
   }
 
+  /**
+   * A block at the code stage, recorded, and the user's earlier prizes looked back at — at most once per user per
+   * minute: a script hammering while blocked (a blacklisted one is refused here at every attempt) must not turn into
+   * a row and two reads per attempt.
+   */
   async function recordBlock(openid: string, v: Verdict, now: Date, campaignId?: number) {
-    // A script hammering while blocked must not turn into one row per attempt: at most one per user per minute.
     const m = mem(openid);
     if (now.getTime() - m.lastBlockRecorded < 60_000) return;
     m.lastBlockRecorded = now.getTime();
     await repo.recordDecision({ openid, stage: 'code', decision: 'block', score: v.score, reasons: v.reasons, features: v.features, modelVersion: v.modelVersion, campaignId: campaignId ?? null, at: now });
+    await lookBack([openid], now);
+  }
+
+  /** A fulfilment job created `held` (waiting for a review), with its first event; null when its source key is taken. */
+  async function insertHeldJob(tx: Tx, j: {
+    sourceKey: string; outNo: string; drawId: string | number; campaignId: number; openid: string; prizeId: number | null;
+    kind: string; amount: number; detail: Record<string, unknown>; note: string; at: Date;
+  }): Promise<string | number | null> {
+    const at = j.at.toISOString();
+    const [job] = rowsOf<{ id: string | number }>(await tx.execute(sql`
+      INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
+      VALUES (${j.sourceKey}, ${j.drawId}, ${j.campaignId}, ${j.openid}, ${j.prizeId}, ${j.kind}, ${j.amount}, 'held', ${at}, ${j.outNo}, ${JSON.stringify(j.detail)}::jsonb, ${at}, ${at})
+      ON CONFLICT DO NOTHING RETURNING id`));
+    if (!job) return null;
+    await tx.execute(sql`INSERT INTO fulfilment_events (fulfilment_id, from_state, to_state, note, at) VALUES (${job.id}, NULL, 'held', ${j.note}, ${at})`);
+    return job.id;
   }
 
   /* ---- held draw: the draw happens, the prize is kept, its fulfilment waits for review ---- */
@@ -398,15 +418,13 @@ export function createFraudService(deps: FraudDeps) {
       await repo.markRedemption(a.input.redemptionId, 'hold', a.verdict, tx);
       let reviewId: number | null = null;
       if (kind && (kind !== 'points' || amount > 0)) {
-        const sourceKey = won ? `draw:${drawId}` : `consolation:${drawId}`;
-        const [job] = rowsOf<{ id: string | number }>(await tx.execute(sql`
-          INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
-          VALUES (${sourceKey}, ${drawId}, ${a.campaignId}, ${a.openid}, ${won ? prizeId : null}, ${kind}, ${amount}, 'held', ${now.toISOString()},
-            ${(won ? 'D' : 'C') + drawId}, ${JSON.stringify({ fraudHold: true, decisionId })}::jsonb, ${now.toISOString()}, ${now.toISOString()})
-          RETURNING id`));
-        await tx.execute(sql`INSERT INTO fulfilment_events (fulfilment_id, from_state, to_state, note, at)
-          VALUES (${job!.id}, NULL, 'held', ${`fraud: held for review (score ${a.verdict.score.toFixed(3)}, model v${a.verdict.modelVersion})`}, ${now.toISOString()})`);
-        reviewId = await repo.insertReview({ decisionId, openid: a.openid, campaignId: a.campaignId, drawId, fulfilmentId: job!.id, prizeId: won ? prizeId : null, shard, day: shard !== null ? a.day : null, at: now }, tx);
+        const jobId = await insertHeldJob(tx, {
+          sourceKey: won ? `draw:${drawId}` : `consolation:${drawId}`, outNo: (won ? 'D' : 'C') + drawId, drawId, campaignId: a.campaignId, openid: a.openid,
+          prizeId: won ? prizeId : null, kind, amount, detail: { fraudHold: true, decisionId },
+          note: `fraud: held for review (score ${a.verdict.score.toFixed(3)}, model v${a.verdict.modelVersion})`, at: now,
+        });
+        if (jobId === null) throw new Error(`fraud: a job for draw ${drawId} exists already`);
+        reviewId = await repo.insertReview({ decisionId, openid: a.openid, campaignId: a.campaignId, drawId, fulfilmentId: jobId, prizeId: won ? prizeId : null, shard, day: shard !== null ? a.day : null, at: now }, tx);
       }
       return { drawId, outcome, heldPoints: kind === 'points' ? amount : 0, reviewId };
     });
@@ -496,15 +514,13 @@ export function createFraudService(deps: FraudDeps) {
           if (err instanceof AppError && err.code === 'VALIDATION') throw NOT_HELD;
           throw err;
         }
-        const [job] = rowsOf<{ id: string | number }>(await tx.execute(sql`
-          INSERT INTO fulfilments (source_key, draw_id, campaign_id, openid, prize_id, kind, amount, state, next_attempt_at, out_no, detail, created_at, updated_at)
-          VALUES (${`release:draw:${w.draw_id}`}, ${w.draw_id}, ${w.campaign_id}, ${w.openid}, ${w.prize_id}, 'points', ${w.points}, 'held', ${now.toISOString()},
-            ${'R' + w.draw_id}, ${JSON.stringify({ fraudHold: true, lookBack: true, decisionId })}::jsonb, ${now.toISOString()}, ${now.toISOString()})
-          ON CONFLICT DO NOTHING RETURNING id`));
-        if (!job) throw NOT_HELD;
-        await tx.execute(sql`INSERT INTO fulfilment_events (fulfilment_id, from_state, to_state, note, at)
-          VALUES (${job.id}, NULL, 'held', ${`fraud: ${w.points} points taken back for review (look-back, score ${v.score.toFixed(3)}, model v${v.modelVersion})`}, ${now.toISOString()})`);
-        jobId = job.id;
+        const job = await insertHeldJob(tx, {
+          sourceKey: `release:draw:${w.draw_id}`, outNo: `R${w.draw_id}`, drawId: w.draw_id, campaignId: w.campaign_id, openid: w.openid,
+          prizeId: w.prize_id, kind: 'points', amount: w.points!, detail: { fraudHold: true, lookBack: true, decisionId },
+          note: `fraud: ${w.points} points taken back for review (look-back, score ${v.score.toFixed(3)}, model v${v.modelVersion})`, at: now,
+        });
+        if (job === null) throw NOT_HELD;
+        jobId = job;
       } else {
         const row = await jobs.transition(Number(w.job_id), { from: w.job_state as 'pending' | 'waiting_phone' }, 'held',
           { detail: { ...((w.job_detail as object | null) ?? {}), fraudHold: true, lookBack: true, decisionId } },
@@ -594,9 +610,8 @@ export function createFraudService(deps: FraudDeps) {
         // Hot path: nothing stored about this user; in-memory signals only.
         const v = verdictOf(featuresOf(openid, now, undefined));
         if (v.decision === 'block') {
-          await recordBlock(openid, v, now);
           if (!v.features.blacklisted) await suspend(openid, now);
-          await lookBack([openid], now);
+          await recordBlock(openid, v, now);
           return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
         }
         return { noFuse: v.score >= lowestHold() };
@@ -612,10 +627,9 @@ export function createFraudService(deps: FraudDeps) {
       if (until !== null && until > now.getTime()) return { refuse: FRAUD_TEXTS.cooldown.replace('{time}', formatLocal(new Date(until))), noFuse: true };
       const v = verdictOf(featuresOf(openid, now, st));
       if (v.decision === 'block') {
-        await recordBlock(openid, v, now);
         bumpAttempt(openid, now);
         if (!v.features.blacklisted) await suspend(openid, now);
-        await lookBack([openid], now);
+        await recordBlock(openid, v, now);
         return { refuse: FRAUD_TEXTS.blocked, noFuse: true };
       }
       return { noFuse: v.score >= lowestHold() };

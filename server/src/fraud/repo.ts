@@ -143,7 +143,7 @@ export function createFraudRepo(db: Db) {
         JOIN campaign_prizes p ON p.id = d.prize_id
         LEFT JOIN points_ledger l ON l.idempotency_key = 'draw:' || d.id
         LEFT JOIN fulfilments f ON f.source_key = 'draw:' || d.id
-        WHERE r.openid IN (SELECT jsonb_array_elements_text(${JSON.stringify(openids)}::jsonb)) AND r.redeemed_at >= ${iso(since)}
+        WHERE r.openid IN (SELECT jsonb_array_elements_text(${JSON.stringify(openids)}::jsonb))
           AND d.created_at >= ${iso(since)} AND d.outcome = 'won'
           AND NOT EXISTS (SELECT 1 FROM fraud_reviews v WHERE v.draw_id = d.id)
         ORDER BY d.id`));

@@ -117,6 +117,22 @@ t.test('the window: a prize older than thresholds.lookbackH (72 h by default) st
   t.equal(await s.balance('oNew'), 0);
 });
 
+t.test('a user blacklisted after a prize: the next code is refused and the earlier prize held, once however often they retry', async (t) => {
+  const s = await setup(t);
+  t.equal(await s.newcomer('oLater', '赵灵儿'), 'paid');
+  t.equal(await s.balance('oLater'), 10);
+  t.equal((await s.api('POST', '/api/ops/fraud/blacklist', { kind: 'openid', value: 'oLater', note: 'chargeback' })).statusCode, 201);
+  for (let i = 0; i < 5; i++) {
+    s.clock.advance(10_000);
+    t.match((await s.sim.text('oLater', s.code())).content, /暂时无法参与兑奖/);
+  }
+  await s.settle();
+  t.equal(await s.balance('oLater'), 0, 'the points paid before the blacklisting are taken back');
+  t.equal(await count(s.database, 'fraud_reviews', `openid = 'oLater'`), 1, 'one review, however many attempts');
+  t.equal(await count(s.database, 'points_ledger', `openid = 'oLater' AND reason = 'fraud_hold'`), 1);
+  t.equal(await count(s.database, 'fraud_decisions', `openid = 'oLater' AND stage = 'code'`), 1, 'one block decision a minute');
+});
+
 t.test('approve credits the points again (once, under double clicks); reject keeps them taken back', async (t) => {
   const s = await setup(t);
   await s.farm();
@@ -154,6 +170,13 @@ t.test('out of reach is left alone: points already spent, a prize already paid; 
   const res = await off.api('POST', '/api/ops/fraud/models', { thresholds: { lookbackH: 0 }, note: 'no look-back' });
   t.equal(res.statusCode, 201);
   t.equal((await off.api('POST', '/api/ops/fraud/models', { thresholds: { lookbackH: 500 } })).statusCode, 400, 'at most a week');
+  t.equal((await off.api('POST', '/api/ops/fraud/models', { thresholds: { lookbackH: 2.5 } })).statusCode, 400, 'whole hours');
+  for (const bad of [0, 1.5, 'high']) {
+    const r = await off.api('POST', '/api/ops/fraud/models', { thresholds: { lookback: bad } });
+    t.equal(r.statusCode, 400, `lookback ${JSON.stringify(bad)} refused`);
+    t.match(r.json(), { message: /lookback/ }, 'naming the field');
+  }
+  t.equal((await off.api('GET', '/api/ops/fraud/model')).json().version, 2, 'nothing saved by the refused edits');
   t.same(await off.farm(), ['paid', 'paid', 'held']);
   t.equal(await off.balance('oFarmA'), 10, 'turned off: the earlier prizes stand');
   t.equal(await count(off.database, 'fraud_decisions', `stage = 'lookback'`), 0);

@@ -232,9 +232,9 @@ async function main() {
   const honestIps = Array.from({ length: 60 }, (_, i) => `117.136.${i % 40}.${10 + i}`);
   interface MpUser { mpOpenid: string; device: string; ip: string; token?: string; loggedAt?: number; phone?: string; bound?: boolean }
   const mpUsers = new Map<string, MpUser>();
-  /** The member's openid (the key of draws and fraud rows) is the mini-program openid: it belongs to the same pattern. */
   /** The person behind a mini-program openid (the server knows a mini-program user by that openid only). */
   const personOf = new Map<string, string>();
+  /** The member's openid (the key of draws and fraud rows) is the mini-program openid: it belongs to the same pattern. */
   const addMp = (openid: string, u: MpUser) => {
     mpUsers.set(openid, u);
     pattern.set(u.mpOpenid, pattern.get(openid)!);

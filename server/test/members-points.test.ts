@@ -8,6 +8,7 @@ import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { adminHeaders, buildTestApp, count, onPostgres } from './helpers.ts';
 import { mpBindPhone, mpLogin } from './mp-helpers.ts';
+import { seedCampaign } from './campaign-fixtures.ts';
 
 const DAY = 86_400_000;
 
@@ -166,6 +167,33 @@ t.test('points expire FIFO by lot, once, and the member is reminded 7 days befor
   t.equal(await h.services.earn.expireDue(), 0, 'the nightly job expires once');
   const hist = (await h.get('/api/mp/me/points?limit=1', (await h.relogin('oExpiry0001', s)).headers)).json();
   t.same([hist.balance, hist.entries[0].title, hist.entries[0].delta], [0, '积分过期', -180]);
+});
+
+t.test('points credited for many users in one draw statement each get their own lot, spent first-in first-out and expired once', async (t) => {
+  const h = await setup(t);
+  const users = Array.from({ length: 24 }, (_, i) => `oBatchLot${String(i).padStart(3, '0')}`);
+  const { codes } = await seedCampaign(h.database, h.config.codeKey, { unlockMin: 0, questions: [], codes: users.length, prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  // Sent at once: the redemptions and their draws share batched statements (one ledger INSERT for many users).
+  const replies = await Promise.all(users.map((u, i) => h.sim.text(u, codes[i]!)));
+  t.ok(replies.every((r) => /10积分/.test(r.content ?? '')), 'every user won the 10 points');
+  const lots = await h.database.query<{ openid: string; points: number; remaining: number; ok: boolean }>(sql`
+    SELECT p.openid, p.points, p.remaining, (p.ledger_id = l.id AND p.earned_at = l.created_at AND p.expires_at = l.created_at + interval '365 days') AS ok
+    FROM points_lots p JOIN points_ledger l ON l.id = p.ledger_id WHERE p.openid LIKE 'oBatchLot%' ORDER BY p.openid`);
+  t.same(lots.map((l) => l.openid), users, 'one lot per credited user');
+  t.ok(lots.every((l) => l.points === 10 && l.remaining === 10 && l.ok), 'each lot holds its ledger row\'s points from its time, for 365 days');
+  t.equal(await count(h.database, 'points_ledger', "openid LIKE 'oBatchLot%'"), users.length, 'and one ledger row each');
+
+  h.clock.advance(100 * DAY);
+  await h.services.ledger.credit(users[0]!, 30, 'test:later', 'purchase'); // a newer lot of 30
+  await h.services.ledger.debit(users[0]!, 15, 'test:spend', 'mall_order'); // the drawn 10 first, then 5 of the 30
+  const mine = await h.database.query<{ points: number; remaining: number }>(sql`SELECT points, remaining FROM points_lots WHERE openid = ${users[0]!} ORDER BY id`);
+  t.same(mine.map((l) => [l.points, l.remaining]), [[10, 0], [30, 25]], 'the oldest lot is spent first');
+
+  h.clock.advance(266 * DAY); // day 366: the drawn lots are due; users[0]'s is already spent
+  t.equal(await h.services.earn.expireDue(), 10 * (users.length - 1));
+  t.equal(await h.services.earn.expireDue(), 0, 'expired once');
+  t.equal(await h.services.ledger.balance(users[0]!), 25);
+  t.equal(await h.services.ledger.balance(users[1]!), 0);
 });
 
 t.test('the expiry reminder goes as a subscribe message when the member accepted the template', async (t) => {

@@ -135,7 +135,7 @@ t.test('code reseller: a burst of valid codes from one account — later prizes 
   t.match(list[0], { openid: 'oReseller', status: 'pending', prize: { kind: 'points' }, modelVersion: 1 });
   t.ok(list[0].reasons.some((x: any) => x.feature === 'redeemHour'), 'velocity is the reason');
   const detail = (await s.api('GET', `/api/ops/fraud/reviews/${list[0].id}`)).json();
-  t.match(detail.history, { redemptions: paid + held });
+  t.match(detail.history, { redemptions: paid + held, prizes_won: paid + held });
 });
 
 t.test('bought codes: codes from scattered packs within an hour are held from the fourth; a six-pack of print neighbours is paid', async (t) => {

@@ -358,7 +358,8 @@ export async function startServer(a: {
  * Creates a fresh database bench_<random> on the PostgreSQL at `pgAdminUrl` and has `cleanup` drop it (WITH FORCE).
  * Returns its name and URL; `pgOptions`, if given, become the URL's `options` parameter (session settings).
  */
-export async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup, pgOptions?: string): Promise<{ name: string; url: string }> {
+/** `keep`: leave the database in place at the end (to look into it afterwards; drop it by hand). */
+export async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup, pgOptions?: string, keep = false): Promise<{ name: string; url: string }> {
   const name = `bench_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
   await admin.connect();
@@ -367,8 +368,8 @@ export async function createBenchDatabase(pgAdminUrl: string, cleanup: Cleanup, 
   } finally {
     await admin.end();
   }
-  log(`created database ${name}`);
-  cleanup.add(`drop database ${name}`, async () => {
+  log(`created database ${name}${keep ? ' (kept at the end: --keep-db)' : ''}`);
+  if (!keep) cleanup.add(`drop database ${name}`, async () => {
     const c = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 5_000 });
     await c.connect();
     try {

@@ -13,6 +13,7 @@
  *                           [--cpu-prof]       (the server under the V8 CPU profiler)
  *                           [--users 5000]     (users sending the codes; more users = fewer codes per user)
  *                           [--json docs/bench/redeem-latest.json]
+ *                           [--keep-db]        (leave the bench database in place at the end, for a look inside)
  *
  * Targets: ≥ 2,000 redemptions/s, p99 < 50 ms, and the webhook's rate ≥ 30 % of the raw loop's.
  *
@@ -106,6 +107,8 @@ interface Options {
   cpuProfDir: string | undefined;
   /** How many users send the codes (each has answered 2 questions). */
   users: number;
+  /** Leave the database in place at the end. */
+  keepDb: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -124,6 +127,7 @@ function parseOptions(argv: string[]): Options {
       'max-codes': { type: 'string', default: '1000000' },
       'wait-quiet': { type: 'string', default: '0' },
       'cpu-prof': { type: 'boolean', default: false },
+      'keep-db': { type: 'boolean', default: false },
       users: { type: 'string', default: String(OPENID_POOL) },
       json: { type: 'string', default: DEFAULT_RESULTS_FILE },
       help: { type: 'boolean', default: false },
@@ -147,6 +151,7 @@ function parseOptions(argv: string[]): Options {
     resultsFile: path.resolve(values.json),
     cpuProfDir: values['cpu-prof'] ? mkdtempSync(path.join(os.tmpdir(), 'redeem-bench-cpuprof-')) : undefined,
     users: positiveInt('users', values.users),
+    keepDb: values['keep-db']!,
   };
 }
 
@@ -165,7 +170,7 @@ interface Server extends ServerProcess {
 }
 
 async function startBenchServer(opts: Options, cleanup: Cleanup): Promise<Server> {
-  const created = await createBenchDatabase(opts.pgAdminUrl, cleanup);
+  const created = await createBenchDatabase(opts.pgAdminUrl, cleanup, undefined, opts.keepDb);
   const server = await startServer({ label: 'server', env: { DATABASE_URL: created.url }, dbPoolSize: opts.dbPoolSize, cleanup, alsoDropEnv: ALSO_DROP_ENV, cpuProfDir: opts.cpuProfDir });
   if (opts.cpuProfDir) log(`CPU profile of the server will be in ${opts.cpuProfDir} once it has exited`);
   return { ...server, database: created.name, databaseUrl: created.url };

@@ -230,6 +230,29 @@ t.test('no draw while the campaign is paused (the redemption waits for "抽奖")
   t.equal(await count(database, 'draws', `openid = 'oLater'`), 0);
 });
 
+t.test('"抽奖" resumes a redemption that can be drawn before an older one waiting in a paused campaign', async (t) => {
+  const { sim, database, config } = await buildTestApp(t);
+  const one = { unlockMin: 1, questions: [QUESTIONS[0]!] };
+  const a = await seedCampaign(database, config.codeKey, { ...one, prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  const b = await seedCampaign(database, config.codeKey, { ...one, prizes: [{ name: '20积分', kind: 'points', value: 20, weight: 1 }] });
+  t.match((await sim.text('oTwoPending', a.codes[0]!)).content, /第1题/);
+  t.match((await sim.text('oTwoPending', '取消')).content, /已退出/);
+  await setCampaign(database, a.campaign.id, { status: 'paused' });
+  t.match((await sim.text('oTwoPending', a.codes[0]!)).content, /已经兑换过.*（.*）。$/s, 'the paused one is not offered to "抽奖"');
+  t.match((await sim.text('oTwoPending', b.codes[0]!)).content, /第1题/);
+  t.match((await sim.text('oTwoPending', '取消')).content, /已退出/);
+  t.match((await sim.text('oTwoPending', b.codes[0]!)).content, /已经兑换过.*发送“抽奖”继续抽奖/s);
+  // The older redemption waits in the paused campaign; the newer one, in the live campaign, is the one resumed.
+  t.match((await sim.text('oTwoPending', '抽奖')).content, /第1题/);
+  t.match((await sim.text('oTwoPending', '孙八')).content, /恭喜您抽中【20积分】/);
+  t.equal(await count(database, 'draws', `campaign_id = ${b.campaign.id}`), 1);
+  // Only the paused one is left: "抽奖" says so, and draws nothing.
+  t.match((await sim.text('oTwoPending', '抽奖')).content, /抽奖暂不可用/);
+  t.equal(await count(database, 'draws', `campaign_id = ${a.campaign.id}`), 0);
+  await setCampaign(database, a.campaign.id, { status: 'live' });
+  t.match((await sim.text('oTwoPending', '抽奖')).content, /恭喜您抽中【10积分】/, 'and once it resumes, it is drawn');
+});
+
 t.test('typing speed counts from when the question was asked, whatever the idle time is changed to meanwhile', async (t) => {
   const clock = manualClock(new Date());
   const ctx = await buildTestApp(t, { clock, env: { FRAUD_ENABLED: 'true', FRAUD_CACHE_TTL_MS: '0' } });

@@ -351,10 +351,17 @@ export function createRedeemRepo(database: Database) {
       return rows[0] ? Number(rows[0].balance) : 0;
     },
 
-    /** The user's redemptions still waiting for their draw, oldest first. */
-    async pendingRedemptions(openid: string) {
-      return rowsOf<{ id: string; campaign_id: number; deck_prize_id: number | null; redeemed_at: Date }>(await db.execute(sql`
-        SELECT id::text, campaign_id, deck_prize_id, redeemed_at FROM redemptions WHERE openid = ${openid} AND status = 'redeemed' ORDER BY id LIMIT 5`));
+    /**
+     * The user's redemptions still waiting for their draw: those whose campaign can draw now first (live, and ending
+     * after `drawableAfter`: the end plus the draw grace has not passed), then the others; oldest first within each.
+     * A redemption left waiting in a paused or ended campaign never hides a newer one that can be drawn.
+     */
+    async pendingRedemptions(openid: string, drawableAfter: Date) {
+      return rowsOf<{ id: string; campaign_id: number; deck_prize_id: number | null; redeemed_at: Date; drawable: boolean }>(await db.execute(sql`
+        SELECT r.id::text, r.campaign_id, r.deck_prize_id, r.redeemed_at, (c.status = 'live' AND c.ends_at > ${drawableAfter.toISOString()}) AS drawable
+        FROM redemptions r JOIN campaigns c ON c.id = r.campaign_id
+        WHERE r.openid = ${openid} AND r.status = 'redeemed'
+        ORDER BY (c.status = 'live' AND c.ends_at > ${drawableAfter.toISOString()}) DESC, r.id LIMIT 5`));
     },
 
     /** The user's answered questions and when (a question the campaign re-asks counts only if answered since the redemption). */

@@ -16,7 +16,7 @@ import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lotter
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo } from './mp-redeem-repo.ts';
-import { countedQuestions, createLiveCampaigns, drawClosed, drawResultLines, reasks, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { countedQuestions, createLiveCampaigns, DRAW_GRACE_MS, drawClosed, drawResultLines, reasks, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
@@ -197,8 +197,11 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   /* ---- redemption ---- */
-  async function redeemedBySelf(c: CachedCampaign | undefined, openid: string, redeemedAt: Date | string): Promise<ReplyMessage> {
-    const pending = (await repo.pendingRedemptions(openid)).length > 0;
+  /** Pending redemptions, those that can be drawn now first (see pendingRedemptions). */
+  const pendingOf = (openid: string, now: Date) => repo.pendingRedemptions(openid, new Date(now.getTime() - DRAW_GRACE_MS));
+
+  async function redeemedBySelf(c: CachedCampaign | undefined, openid: string, redeemedAt: Date | string, now: Date): Promise<ReplyMessage> {
+    const pending = (await pendingOf(openid, now))[0]?.drawable === true;
     return text(say(c, 'redeemedBySelf', { time: formatTime(new Date(redeemedAt)), next: pending ? '发送“抽奖”继续抽奖。' : '' }).trimEnd());
   }
 
@@ -208,7 +211,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     if (row.batch_status === 'voided') return text(say(c, 'voided', { code }));
     if (row.redeemed_at) {
       if (row.redeemed_by !== openid) return text(say(c, 'redeemedByOther', { code }));
-      return redeemedBySelf(c, openid, row.redeemed_at);
+      return redeemedBySelf(c, openid, row.redeemed_at, now);
     }
     const name = c?.name ?? '';
     const startsAt = new Date(row.starts_at!);
@@ -223,7 +226,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
     if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
     // The race may have been against this user's own double send (a double scan, a retry on another instance).
     const mine = await lookups.redemptionOfCode(openid, key);
-    if (mine) return redeemedBySelf(c, openid, mine.redeemed_at);
+    if (mine) return redeemedBySelf(c, openid, mine.redeemed_at, now);
     return text(say(c, 'redeemedByOther', { code }));
   }
 
@@ -407,10 +410,10 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       });
     },
 
-    /** "抽奖": resume the oldest redemption still waiting for its draw. */
+    /** "抽奖": resume the oldest redemption still waiting for its draw whose campaign can draw now (else the oldest). */
     async resume(openid: string, now: Date, dialogOpen: boolean): Promise<ReplyMessage> {
       return forUser(openid, async () => {
-        const [pending] = await repo.pendingRedemptions(openid);
+        const [pending] = await pendingOf(openid, now);
         if (!pending) return text(render('nothingToDraw', undefined));
         const c = await campaign(pending.campaign_id);
         if (!c) return text(render('nothingToDraw', undefined));

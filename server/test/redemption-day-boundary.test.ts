@@ -6,11 +6,13 @@
  * The late request is counted into the newer day (the conservative choice: it uses up one of D+1's units).
  */
 import t from 'tap';
+import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { localDay } from '../src/campaigns/texts.ts';
-import { buildTestApp, count, simulatorOn } from './helpers.ts';
+import { codeLookupKey } from '../src/campaigns/codes.ts';
+import { buildTestApp, count, onPostgres, simulatorOn } from './helpers.ts';
 import { QUESTIONS, seedCampaign, type SeedOptions } from './campaign-fixtures.ts';
 
 const HOUR = 3_600_000;
@@ -125,4 +127,29 @@ t.test('day order still rolls forward: a day-D count followed by day D+1 starts 
   const [p] = await s.a.database.query<{ day: string; issued_today: number; remaining: number }>(sql`
     SELECT day::text AS day, issued_today, remaining FROM prize_stock_shards WHERE prize_id = ${s.prizes[0]!.id}`);
   t.same({ ...p }, { day: s.dayD1, issued_today: 2, remaining: 96 });
+});
+
+t.test('a late day-D message that loses its code to another redeemer gives its count back to day D+1, where it went', { skip: !onPostgres && 'needs a second connection (PostgreSQL)' }, async (t) => {
+  const s = await straddlingMidnight(t, { unlockMin: 0, questions: [], codes: 2, redemptionsPerDay: 3, prizes: [{ name: '1积分', kind: 'points', value: 1, weight: 1 }] });
+  t.match((await s.B.text('oRace', s.codes[0]!)).content, /恭喜/); // D+1: 1 of 3
+  // Another transaction takes the second code and holds it until the late message's statement waits for it: that
+  // statement has counted the message into D+1 (the counter's day) and then finds the code gone.
+  const holder = new pg.Client({ connectionString: (s.a.database as { url?: string }).url });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('BEGIN');
+  await holder.query(`UPDATE codes SET redeemed_by = 'oThief', redeemed_at = now() WHERE key = $1`, [codeLookupKey(s.codes[1]!, s.a.config.codeKey)]);
+  const late = s.A.text('oRace', s.codes[1]!); // day D, late
+  for (let waited = 0; ; waited++) {
+    await holder.query('SELECT pg_stat_clear_snapshot()');
+    const r = await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+    if (r.rows[0].n >= 1 || waited > 1000) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await holder.query('COMMIT');
+  t.match((await late).content, /已被其他用户使用/, 'the code went to the other redeemer');
+  const [row] = await s.a.database.query<{ day: string; day_count: number; total: number }>(sql`
+    SELECT day::text AS day, day_count, total FROM campaign_user_counters WHERE openid = 'oRace'`);
+  t.same({ ...row }, { day: s.dayD1, day_count: 1, total: 1 }, 'D+1 counts only the redemption that happened');
+  t.equal(await count(s.a.database, 'redemptions', `openid = 'oRace'`), 1);
 });

@@ -242,7 +242,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
       if (row.per_campaign !== null && (row.total ?? 0) >= row.per_campaign) throw refuse('CONFLICT', 'campaign_limit', say(c, 'drawLimit', { campaign: name, limit: row.per_campaign }));
       throw refuse('CONFLICT', 'daily_limit', say(c, 'dailyLimit', { limit: row.per_day ?? 0 }));
     }
-    if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
+    if (row.counted) await repo.uncount(row.campaign_id, openid, row.c_day ?? day); // lost a race for the code: back into the day it was counted in
     // The race may have been against this member's own double submit.
     const mine = await mpRepo.redemptionOfCode(openid, keyHex);
     if (mine) return view(openid, mine);

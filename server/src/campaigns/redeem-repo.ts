@@ -286,11 +286,10 @@ export function createRedeemRepo(database: Database) {
     },
 
     /**
-     * A user's counter was taken but the code went to a concurrent redeemer: give the count back. The day count is
-     * given back only while the counter still counts `day`: once it has moved on (or a late request of an earlier
-     * `day` was counted into the newer day, DAY_RULE), decrementing would hand the newer day a unit this request
-     * never took from it — so the safe error is to keep the count. (Passing the day the count went into, the
-     * statement's `c_day`, would make the late case exact.)
+     * A user's counter was taken but the code went to a concurrent redeemer: give the count back. `day` is the day
+     * the count went into (the statement's `c_day`: for a late request of an earlier day, the newer day it was
+     * counted into, DAY_RULE). The day count is given back only while the counter still counts that day: once it has
+     * moved on, decrementing would hand the newer day a unit this request never took from it.
      */
     async uncount(campaignId: number, openid: string, day: string) {
       await db.execute(sql`UPDATE campaign_user_counters SET total = greatest(total - 1, 0),

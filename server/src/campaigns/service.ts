@@ -223,7 +223,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       if (row.per_campaign !== null && (row.total ?? 0) >= row.per_campaign) return text(say(c, 'drawLimit', { campaign: name, limit: row.per_campaign }));
       return text(say(c, 'dailyLimit', { limit: row.per_day ?? 0 }));
     }
-    if (row.counted) await repo.uncount(row.campaign_id, openid, day); // lost a race for the code
+    if (row.counted) await repo.uncount(row.campaign_id, openid, row.c_day ?? day); // lost a race for the code: back into the day it was counted in
     // The race may have been against this user's own double send (a double scan, a retry on another instance).
     const mine = await lookups.redemptionOfCode(openid, key);
     if (mine) return redeemedBySelf(c, openid, mine.redeemed_at, now);

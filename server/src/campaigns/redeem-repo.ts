@@ -163,7 +163,7 @@ SELECT i.ord, g.draw_id::text AS draw_id, acct.balance FROM input i LEFT JOIN g 
 
 // One row per message. Several messages of one batch may carry the same code: the earliest wins (DISTINCT ON).
 // Callers never put two messages of one user in one batch (the ON CONFLICT upsert could not count both).
-export const REDEEM_SQL = `
+const REDEEM_SQL = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(ord int, key text, openid text, at timestamptz, day date, fuse jsonb)
 ), hit AS (

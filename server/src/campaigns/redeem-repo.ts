@@ -193,9 +193,12 @@ WITH input AS (
     AND (EXCLUDED.total_limit IS NULL OR u.total < EXCLUDED.total_limit)
   RETURNING campaign_id, openid, day, day_count, total
 ), upd AS (
+  -- Counted (lim) as a filter over an array built once: joined to the CTE, the plan (one row guessed per CTE) was a
+  -- nested loop that scanned lim once per code, quadratic in the batch.
   UPDATE codes c SET redeemed_by = cand.openid, redeemed_at = cand.at
-  FROM cand JOIN lim ON lim.campaign_id = cand.campaign_id AND lim.openid = cand.openid
+  FROM cand
   WHERE c.key = ANY(ARRAY(SELECT key FROM cand)) AND c.key = cand.key AND c.redeemed_at IS NULL
+    AND (cand.campaign_id || ':' || cand.openid) = ANY(ARRAY(SELECT campaign_id || ':' || openid FROM lim))
   RETURNING cand.ord
 ), won0 AS MATERIALIZED (
   -- Redeemed now. The caller pre-drew for each campaign the code may belong to (\`fuse\`, keyed by campaign id);
@@ -208,8 +211,9 @@ WITH input AS (
              AND pa.question_key = ANY(ARRAY(SELECT jsonb_array_elements_text(pk.pick -> 'keys')))) >= (pk.pick ->> 'min')::int
       AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(pk.pick -> 'required') rk(k)
              WHERE NOT EXISTS (SELECT 1 FROM profile_answers pa WHERE pa.openid = cand.openid AND pa.question_key = rk.k)) AS fused
-  FROM cand JOIN upd ON upd.ord = cand.ord
+  FROM cand
   CROSS JOIN LATERAL (SELECT cand.fuse -> cand.campaign_id::text AS pick) pk
+  WHERE cand.ord = ANY(ARRAY(SELECT ord FROM upd))
 ), won AS (
   -- A pre-drawn prize with limited stock takes its unit here (take_prize_stock, migrations 0004 and 0005: the day
   -- rule of DAY_RULE): true = taken,

@@ -191,3 +191,31 @@ export async function count(database: Database, table: string, where = 'true'): 
   const rows = await database.query<{ n: number }>(sql.raw(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`));
   return Number(rows[0]!.n);
 }
+
+/**
+ * On PostgreSQL: run `lockSql` (with `params`) in a transaction of another connection and keep its row locks until
+ * `waiters` statements of the test database wait for them (or 10 s pass); `releaseWhen` commits and returns how many
+ * were waiting.
+ */
+export async function holdLocks(t: T, url: string, lockSql: string, params: unknown[] = []) {
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  t.teardown(() => holder.end());
+  await holder.query('BEGIN');
+  await holder.query(lockSql, params);
+  return {
+    async releaseWhen(waiters: number) {
+      const deadline = Date.now() + 10_000;
+      let n = 0;
+      while (Date.now() < deadline) {
+        await holder.query('SELECT pg_stat_clear_snapshot()'); // inside a transaction, pg_stat_activity is a snapshot
+        const r = await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+        n = r.rows[0].n;
+        if (n >= waiters) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await holder.query('COMMIT');
+      return n;
+    },
+  };
+}

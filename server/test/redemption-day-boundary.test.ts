@@ -6,13 +6,12 @@
  * The late request is counted into the newer day (the conservative choice: it uses up one of D+1's units).
  */
 import t from 'tap';
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { manualClock } from '../src/platform/clock.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { localDay } from '../src/campaigns/texts.ts';
 import { codeLookupKey } from '../src/campaigns/codes.ts';
-import { buildTestApp, count, onPostgres, simulatorOn } from './helpers.ts';
+import { buildTestApp, count, holdLocks, onPostgres, simulatorOn } from './helpers.ts';
 import { QUESTIONS, seedCampaign, type SeedOptions } from './campaign-fixtures.ts';
 
 const HOUR = 3_600_000;
@@ -134,19 +133,10 @@ t.test('a late day-D message that loses its code to another redeemer gives its c
   t.match((await s.B.text('oRace', s.codes[0]!)).content, /恭喜/); // D+1: 1 of 3
   // Another transaction takes the second code and holds it until the late message's statement waits for it: that
   // statement has counted the message into D+1 (the counter's day) and then finds the code gone.
-  const holder = new pg.Client({ connectionString: (s.a.database as { url?: string }).url });
-  await holder.connect();
-  t.teardown(() => holder.end());
-  await holder.query('BEGIN');
-  await holder.query(`UPDATE codes SET redeemed_by = 'oThief', redeemed_at = now() WHERE key = $1`, [codeLookupKey(s.codes[1]!, s.a.config.codeKey)]);
+  const lock = await holdLocks(t, (s.a.database as { url?: string }).url!,
+    `UPDATE codes SET redeemed_by = 'oThief', redeemed_at = now() WHERE key = $1`, [codeLookupKey(s.codes[1]!, s.a.config.codeKey)]);
   const late = s.A.text('oRace', s.codes[1]!); // day D, late
-  for (let waited = 0; ; waited++) {
-    await holder.query('SELECT pg_stat_clear_snapshot()');
-    const r = await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
-    if (r.rows[0].n >= 1 || waited > 1000) break;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  await holder.query('COMMIT');
+  t.ok((await lock.releaseWhen(1)) >= 1, 'the late message\'s statement waited for the code');
   t.match((await late).content, /已被其他用户使用/, 'the code went to the other redeemer');
   const [row] = await s.a.database.query<{ day: string; day_count: number; total: number }>(sql`
     SELECT day::text AS day, day_count, total FROM campaign_user_counters WHERE openid = 'oRace'`);

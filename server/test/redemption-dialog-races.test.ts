@@ -4,11 +4,10 @@
  * questions of the newest of six pending redemptions.
  */
 import t, { type Test } from 'tap';
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { buildApp } from '../src/app.ts';
 import { WeChatSimulator, type PassiveReply } from '../src/wechat/sandbox/simulator.ts';
-import { buildTestApp, count, injectTransport, onPostgres } from './helpers.ts';
+import { buildTestApp, count, holdLocks, injectTransport, onPostgres } from './helpers.ts';
 import { seedCampaign } from './campaign-fixtures.ts';
 
 type Services = Awaited<ReturnType<typeof buildApp>>['services'];
@@ -41,30 +40,6 @@ async function secondInstance(t: Test, a: Awaited<ReturnType<typeof buildTestApp
   t.teardown(() => b.app.close());
   const simB = new WeChatSimulator({ ...a.sim.opts, sandboxUrl: undefined, transport: injectTransport(b.app) });
   return { b, simB };
-}
-
-/** On PostgreSQL: hold row locks from another connection until `waiters` statements of the test database wait for them. */
-async function holdLocks(t: Test, url: string, lockSql: string) {
-  const holder = new pg.Client({ connectionString: url });
-  await holder.connect();
-  t.teardown(() => holder.end());
-  await holder.query('BEGIN');
-  await holder.query(lockSql);
-  return {
-    async releaseWhen(waiters: number) {
-      const deadline = Date.now() + 10_000;
-      let n = 0;
-      while (Date.now() < deadline) {
-        await holder.query('SELECT pg_stat_clear_snapshot()'); // inside a transaction, pg_stat_activity is a snapshot
-        const r = await holder.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
-        n = r.rows[0].n;
-        if (n >= waiters) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      await holder.query('COMMIT');
-      return n;
-    },
-  };
 }
 
 t.test('two quick answers on one instance: each answers its own question', async (t) => {

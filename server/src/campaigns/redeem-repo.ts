@@ -355,16 +355,16 @@ export function createRedeemRepo(database: Database) {
     },
 
     /**
-     * The user's redemptions still waiting for their draw: those whose campaign can draw now first (live, and ending
-     * after `drawableAfter`: the end plus the draw grace has not passed), then the others; oldest first within each.
-     * A redemption left waiting in a paused or ended campaign never hides a newer one that can be drawn.
+     * The user's redemptions still waiting for their draw: those of `drawableCampaigns` (the campaigns that can draw
+     * now) first, then the others; oldest first within each. A redemption left waiting in a paused or ended campaign
+     * never hides a newer one that can be drawn.
      */
-    async pendingRedemptions(openid: string, drawableAfter: Date) {
+    async pendingRedemptions(openid: string, drawableCampaigns: number[]) {
       return rowsOf<{ id: string; campaign_id: number; deck_prize_id: number | null; redeemed_at: Date; drawable: boolean }>(await db.execute(sql`
-        SELECT r.id::text, r.campaign_id, r.deck_prize_id, r.redeemed_at, (c.status = 'live' AND c.ends_at > ${drawableAfter.toISOString()}) AS drawable
-        FROM redemptions r JOIN campaigns c ON c.id = r.campaign_id
-        WHERE r.openid = ${openid} AND r.status = 'redeemed'
-        ORDER BY (c.status = 'live' AND c.ends_at > ${drawableAfter.toISOString()}) DESC, r.id LIMIT 5`));
+        SELECT id::text, campaign_id, deck_prize_id, redeemed_at,
+          campaign_id = ANY(ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(drawableCampaigns)}::jsonb)::int)) AS drawable
+        FROM redemptions WHERE openid = ${openid} AND status = 'redeemed'
+        ORDER BY drawable DESC, id LIMIT 5`));
     },
 
     /** The user's answered questions and when (a question the campaign re-asks counts only if answered since the redemption). */

@@ -16,7 +16,7 @@ import { weightedPick, type Pick as LotteryPick, type RandomInt } from './lotter
 import { promptOf, readAnswer, type QuestionStep } from './questions.ts';
 import { createRedeemRepo, type DrawInput, type FusedDraw, type RedeemRow } from './redeem-repo.ts';
 import { createMpRedeemRepo } from './mp-redeem-repo.ts';
-import { countedQuestions, createLiveCampaigns, DRAW_GRACE_MS, drawClosed, drawResultLines, reasks, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
+import { countedQuestions, createLiveCampaigns, drawClosed, drawResultLines, reasks, type LiveCampaign, type LivePrize } from './live-campaigns.ts';
 import { formatTime, localDay, render, type TextKey } from './texts.ts';
 import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
@@ -197,8 +197,11 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   }
 
   /* ---- redemption ---- */
-  /** Pending redemptions, those that can be drawn now first (see pendingRedemptions). */
-  const pendingOf = (openid: string, now: Date) => repo.pendingRedemptions(openid, new Date(now.getTime() - DRAW_GRACE_MS));
+  /** Pending redemptions, those whose campaign can draw now (drawClosed) first (see pendingRedemptions). */
+  async function pendingOf(openid: string, now: Date) {
+    const drawable = [...(await campaigns()).byId.values()].filter((c) => !drawClosed(c, now)).map((c) => c.id);
+    return repo.pendingRedemptions(openid, drawable);
+  }
 
   async function redeemedBySelf(c: CachedCampaign | undefined, openid: string, redeemedAt: Date | string, now: Date): Promise<ReplyMessage> {
     const pending = (await pendingOf(openid, now))[0]?.drawable === true;

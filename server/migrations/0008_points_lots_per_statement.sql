@@ -1,7 +1,7 @@
 -- Points lots for credits, one INSERT per ledger statement instead of one trigger call per row.
 -- The row trigger of 0003 ran its INSERT through PL/pgSQL once per ledger row: a batched draw statement crediting n
--- users paid n function calls and n single-row executor runs (about a fifth of the redemption statement's time,
--- measured with npm run bench:redeem, docs/BENCHMARKS.md). Credits now get their lots from one statement-level
+-- users paid n function calls and n single-row executor runs (about a sixth of the redemption statement's time,
+-- measured with EXPLAIN ANALYZE in a npm run bench:redeem database, docs/BENCHMARKS.md). Credits now get their lots from one statement-level
 -- trigger over the statement's new rows (a transition table), set-based; debits keep the row trigger, because each
 -- takes from the user's open lots in FIFO order, which depends on the debits before it.
 -- What a ledger row gets is unchanged: a credit a lot of its points (validity from detail.validityDays, else 365 days),

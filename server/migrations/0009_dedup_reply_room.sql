@@ -4,7 +4,7 @@
 -- (0004) a page took about 60 new keys and had room for the replies of a dozen; the other updates left the page —
 -- a new row version elsewhere, a new primary-key entry and a dead version to prune. Measured in a
 -- `npm run bench:redeem` database: 34 % of reply stores were HOT. At 20 a page takes about 16 keys, and their
--- replies fit beside them. The table is no larger for it: a replied key ends up as big as the room it was given
--- (today the moved versions filled new pages anyway); only keys answered with no reply ('success') use the room
--- for nothing, for the day they are kept.
+-- replies fit beside them (97 % HOT). The table grows by about a quarter for replied keys (the moved versions
+-- filled new pages anyway at 80), and keys answered with no reply ('success') leave their room unused for the
+-- day they are kept.
 ALTER TABLE "webhook_dedup" SET (fillfactor = 20);

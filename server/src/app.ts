@@ -120,7 +120,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   let onUnionid: (openid: string, unionid: string) => Promise<unknown> = async () => undefined; // bound to members below
   const followers = createFollowersService({ db, followerInfo: (openid) => wechat.followerInfo(openid), onUnionid: (o, u) => onUnionid(o, u), log: app.log });
   const messaging = createMessagingService({ db, wechat, clock, log: app.log });
-  const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat });
+  const replies = createRepliesService({ db, clock, cacheTtlMs: config.rulesCacheTtlMs, wechat: () => wechat, log: app.log });
   const campaignAdmin = createCampaignAdmin({ db, clock });
   const ops = createOpsService({ db, clock, tokenTtlS: config.ops.tokenTtlS });
   const batches = createCodeBatchService({ database, codeKey: config.codeKey, clock });
@@ -193,7 +193,7 @@ export async function buildApp(config: Config, opts: BuildOptions = {}) {
   const redemptionEarn = createRedemptionEarn({ db, clock, earn, log: app.log });
   onRedeemed = (openid, redemptionId) => redemptionEarn.onRedeemed(openid, redemptionId);
   // ---- mini-program redemption: the chat's redemption and draw as structured JSON ----
-  const mpRedeem = createMpRedeemService({ database, clock, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks, onRedeemed: (openid, redemptionId) => onRedeemed(openid, redemptionId) });
+  const mpRedeem = createMpRedeemService({ database, clock, log: app.log, codeKey: config.codeKey, cacheTtlMs: config.rulesCacheTtlMs, onFulfilmentQueued: () => kickFulfilment(), fraud: fraudHooks, onRedeemed: (openid, redemptionId) => onRedeemed(openid, redemptionId) });
 
   registerFulfilmentChat(ext, fulfilment);
   opts.configureBot?.(ext);

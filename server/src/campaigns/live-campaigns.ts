@@ -1,12 +1,14 @@
 /**
  * Live, paused and recently ended campaigns with their prizes, as the redemption doors (chat and mini program) read
- * them on every code: a snapshot kept for `ttlMs` (RULES_CACHE_TTL_MS), reloaded once when a campaign is not in it.
+ * them on every code: a snapshot kept for `ttlMs` (RULES_CACHE_TTL_MS) and refreshed ahead of its expiry, reloaded
+ * once when a campaign is not in it.
  * The database conditions of the redemption statement stay authoritative; this only shapes replies and draws.
  */
 import type { GoldenQuestion } from '../../../shared/campaigns.ts';
 import { DEFAULT_CODE_LENGTH } from './codes.ts';
 import { formatTime, render } from './texts.ts';
 import type { RedeemRepo } from './redeem-repo.ts';
+import { createRefreshing } from '../platform/refreshing.ts';
 
 export interface LivePrize {
   id: number;
@@ -76,10 +78,7 @@ export function drawClosed(c: Pick<LiveCampaign, 'name' | 'status' | 'endsAt' | 
   return null;
 }
 
-export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, ttlMs: number) {
-  let cache: LiveSnapshot | undefined;
-  let loading: Promise<LiveSnapshot> | undefined;
-
+export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, ttlMs: number, onBackgroundError?: (err: unknown) => void) {
   async function load(): Promise<LiveSnapshot> {
     const { campaigns, prizes } = await repo.activeCampaigns();
     const byId = new Map<number, LiveCampaign>();
@@ -99,19 +98,14 @@ export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, t
     return { at: Date.now(), byId, lengths };
   }
 
-  async function snapshot(fresh = false): Promise<LiveSnapshot> {
-    if (!fresh && cache && Date.now() - cache.at < ttlMs) return cache;
-    loading ??= load().finally(() => (loading = undefined));
-    cache = await loading;
-    return cache;
-  }
+  // Refreshed ahead of expiry: no code waits for a reload under steady traffic (platform/refreshing.ts).
+  const cache = createRefreshing(load, { ttlMs, onBackgroundError });
+  const snapshot = (fresh = false): Promise<LiveSnapshot> => cache.get({ fresh });
 
   return {
     snapshot,
     /** Forget the snapshot (after ops changes in this process). */
-    invalidate() {
-      cache = undefined;
-    },
+    invalidate: () => cache.invalidate(),
     /** One campaign; a miss reloads once (a campaign published since the snapshot). */
     async get(id: number): Promise<LiveCampaign | undefined> {
       return (await snapshot()).byId.get(id) ?? (await snapshot(true)).byId.get(id);

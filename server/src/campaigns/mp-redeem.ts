@@ -13,6 +13,7 @@
  * - The fraud hooks run where the chat runs them (a cool-down or block refuses before the lookup, wrong codes and
  *   answers are signals, the draw may be held for review or blocked): the mini program is no way around them.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { GoldenQuestion } from '../../../shared/campaigns.ts';
 import type { MpAnswerValue, MpDrawResult, MpLiveCampaigns, MpNextStep, MpQuestion, MpRedeemRefusal, MpRedemption, MpRedemptionList } from '../../../shared/mp-redeem.ts';
 import type { Database } from '../db/client.ts';
@@ -37,6 +38,8 @@ export interface MpRedeemDeps {
   clock: Clock;
   codeKey: Buffer;
   cacheTtlMs: number;
+  /** Where a failed background reload of the campaign snapshot is reported. */
+  log?: Pick<FastifyBaseLogger, 'warn'>;
   /** Called after a draw that created a fulfilment job (the fulfilment worker's kick). */
   onFulfilmentQueued?: () => void;
   random?: RandomInt;
@@ -80,7 +83,7 @@ export function createMpRedeemService(deps: MpRedeemDeps) {
   const perMember = createKeyedSerial();
 
   /* ---- campaigns (the same snapshot as the chat's) ---- */
-  const live = createLiveCampaigns(repo, deps.cacheTtlMs);
+  const live = createLiveCampaigns(repo, deps.cacheTtlMs, (err) => deps.log?.warn({ err }, 'reloading the campaign snapshot failed'));
   const campaigns = live.snapshot;
   async function campaign(id: number): Promise<Campaign> {
     const c = await live.get(id);

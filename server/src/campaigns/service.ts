@@ -68,7 +68,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   const randomShard = (shards: number) => (deps.random ?? ((n: number) => Math.floor(Math.random() * n)))(Math.max(shards, 1));
 
   /* ---- campaign snapshot ---- */
-  const live = createLiveCampaigns(repo, deps.cacheTtlMs);
+  const live = createLiveCampaigns(repo, deps.cacheTtlMs, (err) => log.warn({ err }, 'reloading the campaign snapshot failed'));
   const campaigns = live.snapshot;
   const campaign = live.get;
   const say = (c: CachedCampaign | undefined, key: TextKey, vars: Record<string, string | number> = {}) => render(key, c?.texts, vars);

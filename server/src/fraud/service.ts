@@ -5,7 +5,7 @@
  *
  * The honest hot path (a valid code from a user with no stored signals) costs no database round trip here: the
  * model, the blacklist (keyed hashes) and the set of flagged users are in-process caches refreshed every
- * `cacheTtlMs` (and at once after writes in this process); the user's recent redemption rate and typos are kept in
+ * `cacheTtlMs` (ahead of expiry, and at once after writes in this process); the user's recent redemption rate and typos are kept in
  * memory, the day's count comes back from the redemption statement. Only a flagged user's row is read, and only
  * suspicious events write (wrong code, golden answers, phone binding, redemptions above half the allowance).
  */
@@ -15,6 +15,7 @@ import type { Database, Tx } from '../db/client.ts';
 import { rowsOf } from '../db/retry.ts';
 import { sql } from 'drizzle-orm';
 import type { Clock } from '../platform/clock.ts';
+import { createRefreshing } from '../platform/refreshing.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Actor, AuditEntry } from '../ops/service.ts';
 import { createRedeemRepo, type DrawInput } from '../campaigns/redeem-repo.ts';
@@ -155,11 +156,9 @@ export function createFraudService(deps: FraudDeps) {
   let blacklist = new Set<string>();
   let blacklistStamp = '';
   const flagged = new Set<string>();
-  let loadedAt = -Infinity;
   let flaggedSince: Date | null = null;
   let fullLoadedAt = -Infinity;
   let fullReloading: Promise<void> | undefined;
-  let loading: Promise<void> | undefined;
   const openidHashes = new Map<string, string>();
   /** (account, identifier) pairs this instance already linked: the mini program sends them on every request. */
   const seenIds = new Set<string>();
@@ -190,8 +189,7 @@ export function createFraudService(deps: FraudDeps) {
     const startedAt = clock.now();
     for (const r of await repo.flaggedSince(since)) flagged.add(r.openid);
     flaggedSince = new Date(startedAt.getTime() - 5_000);
-    loadedAt = clock.now().getTime();
-    if (since === null) fullLoadedAt = loadedAt;
+    if (since === null) fullLoadedAt = clock.now().getTime();
   }
   /**
    * Every FULL_RELOAD_MS, all flagged users again, in the background (no request waits for it): a flag whose row
@@ -205,15 +203,27 @@ export function createFraudService(deps: FraudDeps) {
       .catch((err: unknown) => log.warn({ err }, 'fraud: full reload of flagged users failed'))
       .finally(() => (fullReloading = undefined));
   }
-  async function refresh(force = false) {
+  // Refreshed ahead of expiry (platform/refreshing.ts): no request waits for a reload under steady traffic. Loads run
+  // one after another (a forced one waits for the one in flight): the latest model and blacklist always win, and
+  // `flaggedSince` only moves forward.
+  let loadChain: Promise<unknown> = Promise.resolve();
+  const serialLoad = () => {
+    const p = loadChain.then(load);
+    loadChain = p.catch(() => undefined);
+    return p;
+  };
+  const cache = createRefreshing(serialLoad, {
+    ttlMs: deps.cacheTtlMs,
     // On the service's clock, like every time this service keeps (a simulated day reloads as a real one would).
-    if (!force && clock.now().getTime() - loadedAt < deps.cacheTtlMs) return;
-    loading ??= load().finally(() => (loading = undefined));
-    await loading;
+    now: () => clock.now().getTime(),
+    onBackgroundError: (err) => log.warn({ err }, 'fraud: reloading the model and lists failed'),
+  });
+  async function refresh(force = false) {
+    await cache.get({ fresh: force });
     fullReloadIfDue();
   }
   function invalidate() {
-    loadedAt = -Infinity;
+    cache.invalidate();
   }
 
   function openidHash(openid: string): string {

@@ -1,13 +1,15 @@
 /**
  * Replies ops configure: keyword rules, the welcome and default replies, menu key actions and menus.
- * The webhook reads a cached snapshot (refreshed every RULES_CACHE_TTL_MS, and at once after a local write),
- * so a text message costs no database read for matching.
+ * The webhook reads a cached snapshot (never older than RULES_CACHE_TTL_MS, refreshed ahead of that in the background,
+ * and at once after a local write), so a text message costs no database read for matching.
  */
+import type { FastifyBaseLogger } from 'fastify';
 import type { ReplyMessage } from '../../../shared/replies.ts';
 import type { MenuButton, MenuMatchRule } from '../../../shared/menus.ts';
 import type { Db } from '../db/client.ts';
 import { AppError } from '../platform/errors.ts';
 import type { Clock } from '../platform/clock.ts';
+import { createRefreshing } from '../platform/refreshing.ts';
 import type { WeChatApiClient } from '../wechat/api-client.ts';
 import { WeChatApiError } from '../wechat/errors.ts';
 import { createRepliesRepo } from './repo.ts';
@@ -32,7 +34,6 @@ interface CompiledRule {
 }
 
 interface Snapshot {
-  loadedAt: number;
   rules: CompiledRule[];
   welcome: ReplyMessage | undefined;
   fallback: ReplyMessage | undefined;
@@ -88,17 +89,14 @@ export function checkMenuButtons(buttons: MenuButton[]) {
   }
 }
 
-export function createRepliesService(deps: { db: Db; clock: Clock; cacheTtlMs: number; wechat: () => WeChatApiClient }) {
+export function createRepliesService(deps: { db: Db; clock: Clock; cacheTtlMs: number; wechat: () => WeChatApiClient; log?: Pick<FastifyBaseLogger, 'warn'> }) {
   const { db, clock, cacheTtlMs } = deps;
   const repo = createRepliesRepo(db);
-  let snapshot: Snapshot | undefined;
-  let loading: Promise<Snapshot> | undefined;
 
   async function load(): Promise<Snapshot> {
     const [rules, settings, keys] = await Promise.all([repo.listRules(), repo.listSettings(), repo.listKeyActions()]);
     const get = (name: 'welcome' | 'default') => settings.find((s) => s.name === name && s.enabled)?.reply;
     return {
-      loadedAt: Date.now(),
       rules: rules.filter((r) => r.enabled).map(compile),
       welcome: get('welcome'),
       fallback: get('default'),
@@ -106,20 +104,10 @@ export function createRepliesService(deps: { db: Db; clock: Clock; cacheTtlMs: n
     };
   }
 
-  async function current(): Promise<Snapshot> {
-    if (snapshot && Date.now() - snapshot.loadedAt < cacheTtlMs) return snapshot;
-    loading ??= load().then((s) => {
-      snapshot = s;
-      return s;
-    }).finally(() => {
-      loading = undefined;
-    });
-    return loading;
-  }
-
-  const invalidate = () => {
-    snapshot = undefined;
-  };
+  // Refreshed ahead of expiry: no message waits for a reload under steady traffic (platform/refreshing.ts).
+  const cache = createRefreshing(load, { ttlMs: cacheTtlMs, onBackgroundError: (err) => deps.log?.warn({ err }, 'reloading the reply rules failed') });
+  const current = () => cache.get();
+  const invalidate = () => cache.invalidate();
 
   return {
     invalidate,

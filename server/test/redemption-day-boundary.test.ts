@@ -13,6 +13,7 @@ import { localDay } from '../src/campaigns/texts.ts';
 import { codeLookupKey } from '../src/campaigns/codes.ts';
 import { buildTestApp, count, holdLocks, onPostgres, simulatorOn } from './helpers.ts';
 import { QUESTIONS, seedCampaign, type SeedOptions } from './campaign-fixtures.ts';
+import { mpLogin } from './mp-helpers.ts';
 
 const HOUR = 3_600_000;
 
@@ -142,4 +143,26 @@ t.test('a late day-D message that loses its code to another redeemer gives its c
     SELECT day::text AS day, day_count, total FROM campaign_user_counters WHERE openid = 'oRace'`);
   t.same({ ...row }, { day: s.dayD1, day_count: 1, total: 1 }, 'D+1 counts only the redemption that happened');
   t.equal(await count(s.a.database, 'redemptions', `openid = 'oRace'`), 1);
+});
+
+t.test('the same in the mini program: a late day-D redemption that loses its code gives its count back to day D+1', { skip: !onPostgres && 'needs a second connection (PostgreSQL)' }, async (t) => {
+  const s = await straddlingMidnight(t, { unlockMin: 0, questions: [], codes: 2, redemptionsPerDay: 3, prizes: [{ name: '1积分', kind: 'points', value: 1, weight: 1 }] });
+  const member = await mpLogin(s.a);
+  const redeem = async (ctx: typeof s.a, code: string) => {
+    const res = await ctx.app.inject({ method: 'POST', url: '/api/mp/redemptions', headers: member.headers, payload: { code } });
+    return { status: res.statusCode, body: res.json() as { status?: string; message?: string; reason?: string } };
+  };
+  t.equal((await redeem(s.b, s.codes[0]!)).status, 200, 'D+1 on instance B: 1 of 3');
+  const [{ openid } = { openid: '' }] = await s.a.database.query<{ openid: string }>(sql`SELECT openid FROM redemptions`);
+  const lock = await holdLocks(t, (s.a.database as { url?: string }).url!,
+    `UPDATE codes SET redeemed_by = 'oThief', redeemed_at = now() WHERE key = $1`, [codeLookupKey(s.codes[1]!, s.a.config.codeKey)]);
+  const late = redeem(s.a, s.codes[1]!); // instance A: day D, late
+  t.ok((await lock.releaseWhen(1)) >= 1, 'the late redemption\'s statement waited for the code');
+  const refused = await late;
+  t.equal(refused.status, 409, 'refused');
+  t.match(refused.body.message, /已被其他用户使用/, 'the code went to the other redeemer');
+  const [row] = await s.a.database.query<{ day: string; day_count: number; total: number }>(sql`
+    SELECT day::text AS day, day_count, total FROM campaign_user_counters WHERE openid = ${openid}`);
+  t.same({ ...row }, { day: s.dayD1, day_count: 1, total: 1 }, 'D+1 counts only the redemption that happened');
+  t.equal(await count(s.a.database, 'redemptions', `openid = '${openid}'`), 1);
 });

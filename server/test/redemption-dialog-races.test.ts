@@ -117,3 +117,18 @@ t.test('six pending redemptions: finishing the questions of the newest draws it'
   t.match((await a.sim.text('oSix', '抽奖')).content, /恭喜您抽中【8积分】/);
   t.equal(await count(a.database, 'redemptions', `openid = 'oSix' AND status = 'redeemed'`), 4);
 });
+
+t.test('a draw that ends the "兑奖" dialog never ends a dialog another flow started meanwhile (a top-up asking for a phone)', { skip: !onPostgres && 'needs a second connection (PostgreSQL)' }, async (t) => {
+  const a = await buildTestApp(t);
+  const { codes } = await seedCampaign(a.database, a.config.codeKey, { unlockMin: 0, questions: [], prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  t.match((await a.sim.text('oFlows', '兑奖')).content, /请发送/, 'the code dialog is open');
+  // Between this message's claim (which read the code dialog) and the end of its draw, another instance's fulfilment
+  // worker opens the phone dialog of an earlier top-up: it holds the row while the draw's dialog cleanup waits.
+  const lock = await holdLocks(t, (a.database as { url?: string }).url!,
+    `UPDATE dialogs SET flow = 'fulfilment.phone', state = '{"fulfilmentId":"1"}'::jsonb, expires_at = now() + interval '1 hour' WHERE openid = $1`, ['oFlows']);
+  const reply = a.sim.text('oFlows', codes[0]!);
+  t.ok((await lock.releaseWhen(1)) >= 1, 'the cleanup waited for the row');
+  t.match((await reply).content, /恭喜.*10积分/s, 'drawn at once');
+  const [d] = await a.database.query<{ flow: string }>(sql`SELECT flow FROM dialogs WHERE openid = 'oFlows'`);
+  t.equal(d?.flow, 'fulfilment.phone', 'the phone dialog stays');
+});

@@ -4,7 +4,7 @@
  * so a message costs no extra round trip to find out whether it answers a question. State lives in the
  * database: a dialog survives restarts and any instance can continue it; it ends at `expiresAt`.
  */
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
 import { dialogs } from './tables.ts';
 
@@ -41,9 +41,13 @@ export function createDialogStore(database: Database) {
       return rows.length > 0;
     },
 
-    /** End the user's dialog; with `flow`, only if that flow still owns it. */
-    async clear(openid: string, flow?: string): Promise<void> {
-      await db.delete(dialogs).where(flow ? and(eq(dialogs.openid, openid), eq(dialogs.flow, flow)) : eq(dialogs.openid, openid));
+    /**
+     * End the user's dialog; with `flow` (one or several), only if one of them still owns it: a dialog another flow
+     * started since it was read (another message, another instance) stays.
+     */
+    async clear(openid: string, flow?: string | readonly string[]): Promise<void> {
+      const owner = flow === undefined ? undefined : typeof flow === 'string' ? eq(dialogs.flow, flow) : inArray(dialogs.flow, [...flow]);
+      await db.delete(dialogs).where(owner ? and(eq(dialogs.openid, openid), owner) : eq(dialogs.openid, openid));
     },
   };
 }

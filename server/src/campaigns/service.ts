@@ -22,6 +22,8 @@ import { FRAUD_TEXTS, type FraudService } from '../fraud/service.ts';
 
 export const FLOW_CODE = 'campaign.code';
 export const FLOW_QUESTION = 'campaign.question';
+/** The campaign's own dialogs: a redemption that draws ends them, never another flow's (a top-up's phone dialog). */
+const OWN_FLOWS = [FLOW_CODE, FLOW_QUESTION] as const;
 const CANCEL_WORDS = new Set(['取消', '退出', '算了', 'q', 'quit']);
 
 type CachedPrize = LivePrize;
@@ -186,7 +188,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
   async function proceed(openid: string, redemptionId: string, c: CachedCampaign, deckPrizeId: number | null, answered: Set<string>, now: Date, intro: boolean, dialogOpen: boolean, prePick?: LotteryPick): Promise<ReplyMessage> {
     const plan = questionPlan(c, answered);
     if (plan.unlocked) {
-      if (dialogOpen) await dialogs.clear(openid); // our code/question dialog; no round trip when none is open
+      if (dialogOpen) await dialogs.clear(openid, OWN_FLOWS); // our code/question dialog; no round trip when none is open
       return text(await draw(openid, redemptionId, c, deckPrizeId, now, prePick));
     }
     const queue = plan.queue.length > 0 ? plan.queue : c.questions.map((q) => q.key);
@@ -284,7 +286,7 @@ export function createRedemptionService(deps: RedemptionServiceDeps) {
       // Drawn in the same statement.
       const pick = fuse![String(c.id)]!;
       const outcome = row.fused_outcome ?? pick.outcome;
-      if (dialogOpen) await dialogs.clear(openid);
+      if (dialogOpen) await dialogs.clear(openid, OWN_FLOWS);
       if (outcome === 'won' && pick.f_kind && pick.f_kind !== 'points') deps.onFulfilmentQueued?.();
       const prize = outcome === 'won' ? c.prizes.find((p) => p.id === pick.prize_id) : undefined;
       const points = outcome === 'out_of_stock' ? pick.loss_points : pick.points;

@@ -73,6 +73,8 @@ t.test('bad input › answers with the right status and leaves the database unch
   const cases: Array<[string, () => Promise<{ statusCode: number }>, number]> = [
     ['missing signature', () => post(`timestamp=${now()}&nonce=1`, good), 401],
     ['wrong signature', () => post(`signature=${'a'.repeat(40)}&timestamp=${now()}&nonce=1`, good), 401],
+    ['signature of 40 non-ASCII characters', () => post(`signature=${encodeURIComponent('é'.repeat(40))}&timestamp=${now()}&nonce=1`, good), 401],
+    ['msg_signature of 40 non-ASCII characters', () => post(`${signed()}&encrypt_type=aes&msg_signature=${encodeURIComponent('签'.repeat(40))}`, '<xml><ToUserName>a</ToUserName><Encrypt>AAAA</Encrypt></xml>'), 401],
     ['signature of another token', () => post(`signature=${wechatSignature('other', now(), '1')}&timestamp=${now()}&nonce=1`, good), 401],
     ['replayed old timestamp (validly signed)', () => post(signed(String(Math.floor(Date.now() / 1000) - 3600)), good), 401],
     ['timestamp from the future', () => post(signed(String(Math.floor(Date.now() / 1000) + 3600)), good), 401],

@@ -10,8 +10,10 @@ export function wechatSignature(...parts: string[]): string {
   return createHash('sha1').update([...parts].sort().join('')).digest('hex');
 }
 
+/** `a` (from the request) equals the hex digest `b`, in constant time; anything that is not hex is simply unequal. */
 export function safeEqualHex(a: string | undefined, b: string): boolean {
-  if (typeof a !== 'string' || a.length !== b.length) return false;
+  // Hex only: a non-ASCII string of the right length in characters has more bytes, and timingSafeEqual would throw.
+  if (typeof a !== 'string' || a.length !== b.length || !/^[0-9a-fA-F]*$/.test(a)) return false;
   return timingSafeEqual(Buffer.from(a.toLowerCase()), Buffer.from(b));
 }
 

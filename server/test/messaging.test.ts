@@ -65,6 +65,26 @@ t.test('budget › a platform refusal (window closed on WeChat\'s side) parks th
   t.equal((await csCalls(sandbox.url, 'oGone')).length, 1, 'not retried into 45015');
 });
 
+t.test('budget › a message WeChat rejects is dropped at once and gives its unit back; a news list goes out as its first article', async (t) => {
+  const { sim, services, sandbox } = await buildTestApp(t);
+  await sim.text('oReject', 'hi');
+  // An empty text: WeChat answers 40008 however often it is sent.
+  t.equal(await services.messaging.send('oReject', { type: 'text', content: '' }, 'bad'), 'dropped');
+  t.equal((await services.messaging.list('oReject')).find((r) => r.key === 'bad')?.reason, 'rejected:wechat_40008');
+  await services.messaging.runDue();
+  t.equal((await csCalls(sandbox.url, 'oReject')).length, 1, 'not retried');
+
+  const articles = [1, 2, 3].map((i) => ({ title: `第${i}篇`, url: `https://brand.example/a/${i}` }));
+  t.equal(await services.messaging.send('oReject', { type: 'news', articles }, 'news'), 'sent', 'a customer-service news message carries one article');
+  const calls = await csCalls(sandbox.url, 'oReject');
+  t.same(calls.at(-1)!.body.news.articles.map((a: { title: string }) => a.title), ['第1篇']);
+
+  // The user's five: the refused message gave its unit back, the news took one, four more go out.
+  const outcomes = [];
+  for (let i = 0; i < 5; i++) outcomes.push(await services.messaging.send('oReject', { type: 'text', content: `m${i}` }, `m${i}`));
+  t.same(outcomes, ['sent', 'sent', 'sent', 'sent', 'waiting']);
+});
+
 t.test('reply budget › a handler that overruns gets success now and its answer by customer-service message', async (t) => {
   let runs = 0;
   const { sim, services, sandbox, database, app } = await buildTestApp(t, {

@@ -44,6 +44,11 @@ export function createMessagingRepo(db: Tx) {
       return ((rows as unknown as { rows: Array<{ scene: string }> }).rows[0]?.scene) ?? null;
     },
 
+    /** Give back a unit taken by consumeGrant for a message WeChat refused (nothing was delivered). */
+    async refundGrant(openid: string, scene: string): Promise<void> {
+      await db.execute(sql`UPDATE cs_grants SET used = greatest(used - 1, 0) WHERE openid = ${openid} AND scene = ${scene}`);
+    },
+
     /** Open (or renew) a grant outside the webhook path, e.g. after a WeChat Pay payment. */
     async grant(openid: string, scene: 'payment', now: Date, ttlMs: number, quota: number | null) {
       await db.execute(sql`

@@ -18,6 +18,18 @@ const DEFAULT_TTL_MS = 48 * 3_600_000;
 const MAX_ATTEMPTS = 5;
 /** Errors that mean "this user cannot be messaged": drop, never retry. */
 const UNDELIVERABLE = new Set([40003, 43004, 48002, 50002]);
+/**
+ * Errors that mean "WeChat will never take this message" (a malformed or oversized body, an unknown media id):
+ * sending it again cannot succeed, so it is dropped at once instead of spending the user's quota on retries.
+ * 40007 invalid media_id, 40008 invalid message type, 44002 empty body, 45002 content too long,
+ * 45008 too many articles, 47001 malformed body.
+ */
+const REJECTED = new Set([40007, 40008, 44002, 45002, 45008, 47001]);
+
+/** A customer-service news message carries one article (WeChat's rule since 2018; a passive reply's list is cut the same way). */
+function forCustomerService(message: CustomerMessage): CustomerMessage {
+  return message.type === 'news' && message.articles.length > 1 ? { ...message, articles: message.articles.slice(0, 1) } : message;
+}
 
 export function createMessagingService(deps: { db: Db; wechat: WeChatApiClient; clock: Clock; log: FastifyBaseLogger }) {
   const { db, wechat, clock, log } = deps;
@@ -40,16 +52,24 @@ export function createMessagingService(deps: { db: Db; wechat: WeChatApiClient; 
     }
     try {
       // Outbound HTTP runs outside any transaction.
-      await wechat.sendCustomerMessage(row.openid, row.message);
+      await wechat.sendCustomerMessage(row.openid, forCustomerService(row.message));
       await repo.finish(id, 'sent', null, { sentAt: clock.now() });
       return 'sent';
     } catch (err) {
+      // WeChat answered with an error: nothing was delivered, so the unit of the user's budget taken above goes back
+      // (45015/45047 excepted: there WeChat says the window or its quota is used up, and the grant must not offer it).
+      if (err instanceof WeChatApiError && !CS_WINDOW_ERRCODES.has(err.errcode)) await repo.refundGrant(row.openid, scene);
       if (err instanceof WeChatApiError && CS_WINDOW_ERRCODES.has(err.errcode)) {
         await repo.finish(id, 'waiting', `wechat_${err.errcode}`);
         return 'waiting';
       }
       if (err instanceof WeChatApiError && UNDELIVERABLE.has(err.errcode)) {
         await repo.finish(id, 'dropped', `wechat_${err.errcode}`);
+        return 'dropped';
+      }
+      if (err instanceof WeChatApiError && REJECTED.has(err.errcode)) {
+        await repo.finish(id, 'dropped', `rejected:wechat_${err.errcode}`);
+        log.warn({ openid: row.openid, outboxId: id, errcode: err.errcode }, 'WeChat rejected a customer-service message; dropped');
         return 'dropped';
       }
       const reason = err instanceof WeChatApiError ? `wechat_${err.errcode}` : 'transport';

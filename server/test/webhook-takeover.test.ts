@@ -41,6 +41,37 @@ t.test('a key left processing within the budget (the first delivery may still ru
   t.equal(await count(database, 'redemptions'), 0);
 });
 
+t.test('WeChat\'s first retry (5 s after the push) of a key left processing waits until it can take it over: the message is not lost', async (t) => {
+  const { sim, database, config, services } = await buildTestApp(t);
+  const { codes } = await seedCampaign(database, config.codeKey, { unlockMin: 0, questions: [], prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });
+  const msgId = sim.newMsgId();
+  await claimedAndCrashed(database, 'oFirstRetry', msgId, 5);
+  const started = Date.now();
+  const retry = await sim.text('oFirstRetry', codes[0]!, msgId);
+  const waited = Date.now() - started;
+  t.ok(waited >= 2_000 && waited < config.webhook.replyBudgetMs + 1_000, `answered within its own budget, after the key went stale (${waited} ms)`);
+  t.equal(await count(database, 'redemptions', `openid = 'oFirstRetry'`), 1, 'the code was redeemed');
+  await services.bot.drain();
+  // Answered in the passive reply, or (the handler ran out of the retry's budget) by customer-service message.
+  const cs = await services.messaging.list('oFirstRetry');
+  const answer = retry.content ?? cs.map((r) => (r.message.type === 'text' ? r.message.content : '')).join('');
+  t.match(answer, /恭喜您抽中【10积分】/, 'and answered');
+});
+
+t.test('a retry of a key another delivery holds gets that delivery\'s reply once it is stored', async (t) => {
+  const { sim, database, config } = await buildTestApp(t);
+  const { codes } = await seedCampaign(database, config.codeKey, { unlockMin: 0, questions: [] });
+  const msgId = sim.newMsgId();
+  await claimedAndCrashed(database, 'oSlow', msgId, 3);
+  const retry = sim.text('oSlow', codes[0]!, msgId);
+  // The first delivery (another instance) stores its reply a moment later.
+  await new Promise((r) => setTimeout(r, 600));
+  const xml = '<xml><ToUserName><![CDATA[oSlow]]></ToUserName><FromUserName><![CDATA[gh_sandbox]]></FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[第一次投递的回复]]></Content></xml>';
+  await database.db.execute(sql`UPDATE webhook_dedup SET status = 'replied', reply = ${xml} WHERE key = ${`m:oSlow:${msgId}`}`);
+  t.equal((await retry).content, '第一次投递的回复', 'the stored reply, not success');
+  t.equal(await count(database, 'redemptions'), 0, 'the retry did nothing itself');
+});
+
 t.test('several retries at once: one takes over', async (t) => {
   const { sim, database, config } = await buildTestApp(t);
   const { codes } = await seedCampaign(database, config.codeKey, { unlockMin: 0, questions: [], prizes: [{ name: '10积分', kind: 'points', value: 10, weight: 1 }] });

@@ -241,6 +241,13 @@ export function createBotRepo(database: Database) {
       return { dialog: row.dialog ? { flow: row.dialog.flow, state: row.dialog.state, expiresAt: new Date(row.dialog.expiresAt) } : null };
     },
 
+    /** A key's status and stored reply (a retry waiting for another delivery re-reads it). */
+    async keyState(key: string): Promise<{ status: 'processing' | 'replied' | 'deferred'; reply: string | null } | undefined> {
+      const [row] = rowsOf<{ status: 'processing' | 'replied' | 'deferred'; reply: string | null }>(await db.execute(sql`
+        SELECT status, reply FROM webhook_dedup WHERE key = ${key}`));
+      return row;
+    },
+
     async markDeferred(key: string) {
       await db.execute(sql`UPDATE webhook_dedup SET status = 'deferred' WHERE key = ${key}`);
     },

@@ -23,6 +23,8 @@ const HOUR = 3_600_000;
  */
 export const STALE_MARGIN_MS = 4_000;
 const USER_MESSAGES = new Set(['text', 'image', 'voice', 'video', 'shortvideo', 'location', 'link']);
+/** How often a retry re-reads a key that another delivery holds (see waitForKey). */
+export const KEY_POLL_MS = 200;
 
 /** The customer-service quota an inbound grants (§5.8); menu grants only for click and scancode menus. */
 function grantFor(m: Inbound): ClaimInput['grant'] {
@@ -102,6 +104,31 @@ export function createBotService(deps: {
     return { xml, outcome: xml ? 'replied' : 'no_reply' };
   }
 
+  /**
+   * A retry of a key another delivery holds ('processing', not in this process): re-read the key until that delivery
+   * answers (its stored reply is this retry's answer; deferred: `success`, the answer goes by customer service) or
+   * the key is old enough to have been left by a process that died — then take it over (a compare-and-set: of
+   * several retries, one) and handle the message here — within this retry's own budget.
+   * Answering `success` at once would lose the message after a crash: WeChat's first retry comes about 5 s after
+   * the push, before a key can be taken over (budget + STALE_MARGIN_MS), and `success` ends WeChat's retries.
+   * The key can be taken over within the retry's budget because the margin (4 s) is shorter than WeChat's interval
+   * between attempts (5 s).
+   */
+  async function waitForKey(key: string, openid: string, deadline: number): Promise<
+    { kind: 'taken'; dialog: ActiveDialog | null } | { kind: 'replied'; xml: string | null } | { kind: 'deferred' } | { kind: 'timeout' }> {
+    for (;;) {
+      const now = clock.now();
+      const taken = await repo.takeOver(key, openid, new Date(now.getTime() - replyBudgetMs - STALE_MARGIN_MS), now);
+      if (taken) return { kind: 'taken', dialog: taken.dialog };
+      const state = await repo.keyState(key);
+      if (state?.status === 'replied') return { kind: 'replied', xml: state.reply };
+      if (state?.status === 'deferred') return { kind: 'deferred' };
+      // Taken over (and refreshed) by another retry, or not yet stale: look again unless this retry's time is up.
+      if (!state || deadline - monotonicMs() < 2 * KEY_POLL_MS) return { kind: 'timeout' };
+      await new Promise((r) => setTimeout(r, KEY_POLL_MS));
+    }
+  }
+
   return {
     /**
      * `arrivedAt`: when the request arrived, on the monotonic scale (monotonicMs; the route passes it); the budget
@@ -127,21 +154,19 @@ export function createBotService(deps: {
       let waiting = 0;
       let dialog: ActiveDialog | null = null;
       if (!claim.claimed) {
-        // A retry: the same answer if there is one; `success` while the first attempt still runs elsewhere.
+        // A retry: the same answer if there is one; `success` once the first attempt answered by customer service.
         if (claim.status === 'replied') return { xml: claim.reply, outcome: 'retry_replayed' };
-        const running = claim.status === 'processing' ? pending.get(key) : undefined;
+        if (claim.status === 'deferred') return { xml: null, outcome: 'retry_in_progress' };
+        const running = pending.get(key);
         if (running) {
           const xml = await running;
           return xml ? { xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
         }
-        // Left 'processing' by a delivery that can no longer be running (its process died after the claim): handled
-        // again by this retry, or the message would be lost (a code neither redeemed nor answered).
-        const taken = claim.status === 'processing'
-          ? await repo.takeOver(key, m.fromUser, new Date(now.getTime() - replyBudgetMs - STALE_MARGIN_MS), now)
-          : undefined;
-        if (!taken) return { xml: null, outcome: 'retry_in_progress' };
+        const held = await waitForKey(key, m.fromUser, deadline);
+        if (held.kind === 'replied') return held.xml ? { xml: held.xml, outcome: 'retry_replayed' } : { xml: null, outcome: 'retry_in_progress' };
+        if (held.kind !== 'taken') return { xml: null, outcome: 'retry_in_progress' };
         log.warn({ key, openid: m.fromUser, kind: m.kind }, 'took over a message its first delivery left unanswered');
-        dialog = taken.dialog;
+        dialog = held.dialog;
       } else {
         waiting = claim.waitingMessages;
         dialog = claim.dialog;

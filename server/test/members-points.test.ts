@@ -55,6 +55,22 @@ t.test('following, binding a phone and checking in earn points by the rules; rep
   t.equal((await h.post('/api/mp/me/checkin', next.headers)).json().firstToday, true, 'a new China day, a new check-in');
 });
 
+t.test('rolling points: a prize held for fraud review and released counts once; one held and rejected, not at all', async (t) => {
+  const h = await setup(t);
+  const s = await h.member('oHeldPrize1', '13800000009');
+  const rolling = async () => (await h.get('/api/mp/me/centre', s.headers)).json().rollingPoints as number;
+  t.equal(await rolling(), 150, 'follow 50 + phone 100');
+  const { ledger } = h.services;
+  // What the draw, the look-back hold and the review write (fraud/service.ts): the same keys and reasons.
+  await ledger.credit('oHeldPrize1', 800, 'draw:9001', 'lottery_prize');
+  await ledger.debit('oHeldPrize1', 800, 'hold:draw:9001', 'fraud_hold');
+  await ledger.credit('oHeldPrize1', 800, 'release:draw:9001', 'lottery_prize');
+  t.equal(await rolling(), 950, 'released: the prize once');
+  await ledger.credit('oHeldPrize1', 300, 'draw:9002', 'lottery_prize');
+  await ledger.debit('oHeldPrize1', 300, 'hold:draw:9002', 'fraud_hold');
+  t.equal(await rolling(), 950, 'rejected: not at all');
+});
+
 t.test('history: newest first, titled in Chinese, paged; bad input is refused', async (t) => {
   const h = await setup(t);
   const s = await h.member('oHistory001', '13800000002');

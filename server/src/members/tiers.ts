@@ -1,6 +1,6 @@
 /**
  * Tiers (普通/银卡/金卡/钻石) from rolling points: the points a member earned within a tier's window (credits, minus
- * mall refunds, which only give back what was spent). Earning can only raise a tier (evaluated right after each
+ * mall refunds, which only give back what was spent, and minus prizes held for fraud review). Earning can only raise a tier (evaluated right after each
  * earn); the scheduled job also lowers it when the rolling points fell below the threshold, and issues each tier's
  * monthly coupon once per member and month.
  */
@@ -41,12 +41,17 @@ export function createTiers(deps: { db: Db; clock: Clock; cacheTtlMs?: number })
     return tiers;
   }
 
-  /** Points earned within `days` (credits; a mall refund is not earning). */
+  /**
+   * Points earned within `days`: credits (a mall refund is not earning), minus prizes taken back for fraud review
+   * (`hold:draw:<id>` debits). A held prize that is released is credited again (`release:draw:<id>`): it counts
+   * once; one that is rejected, not at all.
+   */
   async function rolling(openid: string, days: number, tx: Tx = db): Promise<number> {
     const since = new Date(clock.now().getTime() - days * DAY);
     const rows = (await tx.execute(sql`
-      SELECT COALESCE(SUM(delta), 0)::bigint AS n FROM points_ledger
-      WHERE openid = ${openid} AND delta > 0 AND created_at > ${since} AND idempotency_key NOT LIKE 'mall:%'`)) as unknown as { rows: Array<{ n: string | number }> };
+      SELECT GREATEST(COALESCE(SUM(delta), 0), 0)::bigint AS n FROM points_ledger
+      WHERE openid = ${openid} AND created_at > ${since}
+        AND ((delta > 0 AND idempotency_key NOT LIKE 'mall:%') OR (delta < 0 AND idempotency_key LIKE 'hold:draw:%'))`)) as unknown as { rows: Array<{ n: string | number }> };
     return Number(rows.rows[0]?.n ?? 0);
   }
 

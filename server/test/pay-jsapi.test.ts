@@ -8,7 +8,7 @@ import { constants, randomUUID, verify } from 'node:crypto';
 import { manualClock } from '../src/platform/clock.ts';
 import { sandboxPayKeys } from '../src/wechat/sandbox/pay-keys.ts';
 import { encryptNotificationResource, signRsaSha256 } from '../src/wechat/pay/crypto.ts';
-import { count, fixtureJson } from './helpers.ts';
+import { count, fixtureJson, holdLocks, onPostgres } from './helpers.ts';
 import { ADDRESS, commerceApp } from './commerce-helpers.ts';
 
 type H = Awaited<ReturnType<typeof commerceApp>>;
@@ -207,6 +207,25 @@ t.test('cancelling an order the member has in fact paid settles it instead', asy
   t.equal(res.json().details.reason, 'paid');
   t.equal((await orderState(h, order.id)).state, 'fulfilled');
   t.equal(await m.balance(), 300);
+});
+
+t.test('a payment that lands while a cancel waits for the order is not cancelled away (the cash is never kept without a refund)', { skip: !onPostgres && 'needs a second connection (PostgreSQL)' }, async (t) => {
+  const h = await commerceApp(t);
+  const item = await cashItem(h);
+  const m = await h.member(500);
+  const placed = await h.order(m, { itemId: item.id, address: ADDRESS });
+  t.equal(placed.statusCode, 200, placed.body);
+  const { order } = placed.json();
+  // The payment's settlement (another request) holds the order and marks it paid; the cancel, decided on the unpaid
+  // order, waits for it.
+  const lock = await holdLocks(t, (h.database as { url?: string }).url!, `UPDATE mall_orders SET state = 'paid' WHERE id = $1`, [order.id]);
+  const cancel = h.inject({ method: 'POST', url: `/api/mp/mall/orders/${order.id}/cancel`, headers: m.headers });
+  t.ok((await lock.releaseWhen(1)) >= 1, 'the cancel waited for the order');
+  const res = await cancel;
+  t.equal(res.statusCode, 409, 'refused: the order is paid now');
+  t.equal((await orderState(h, order.id)).state, 'paid', 'not cancelled');
+  t.equal(await m.balance(), 300, 'the points stay spent, as the order stands');
+  t.equal((await h.services.mall.getItem(item.id))!.stock, 9, 'and its stock taken');
 });
 
 t.test('an unpaid order past its deadline is closed and cancelled by the job', async (t) => {

@@ -317,8 +317,12 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
         if (!(err instanceof PayApiError)) throw err;
       }
     }
-    const from: OrderState[] = byOps ? ['awaiting_payment', 'paid'] : ['awaiting_payment', 'paid'];
+    if (order.state !== 'awaiting_payment' && order.state !== 'paid') throw new AppError('CONFLICT', `订单状态为 ${order.state}，无法取消`, { state: order.state });
     if (order.couponId !== null) throw new AppError('CONFLICT', '优惠券已发放，无法取消');
+    // Only from the state this cancel was decided on (and its target worked out from): an unpaid order whose payment
+    // landed meanwhile (the query said USERPAYING, the notification came before this transaction) is not cancelled
+    // as unpaid — that gave the points back and kept the cash with no refund; the member or ops see it paid.
+    const from: OrderState[] = [order.state];
     const to = order.state === 'paid' && order.cashFen > 0 ? 'refund_pending' : 'cancelled';
     const row = await db.transaction((tx) => cancelInTx(tx, order, from, to, note));
     if (row?.state === 'refund_pending') return refund(row);

@@ -3,16 +3,23 @@
  * Pay before it is cancelled here; a slow batch renews the leases of the jobs still waiting, so no other instance
  * reclaims them.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { sql } from 'drizzle-orm';
 import { count } from './helpers.ts';
 import { notifications, setup } from './fulfilment-helpers.ts';
 
-t.test('cash › a bill held for a mismatching notification: an ops cancel cancels it at WeChat Pay first', async (t) => {
+/** A cash job whose bill waits for the user's confirmation at WeChat Pay. */
+async function waitingCash(t: Test, openid: string) {
   const s = await setup(t);
-  const j = await s.job('cash', 500, 'oOdd');
+  const j = await s.job('cash', 500, openid);
   await s.f.runDue();
   const bill = s.paySandbox.state.bills.get(j.outNo)!;
   t.equal((await s.get(j.id)).state, 'waiting_user');
+  return { s, j, bill };
+}
+
+t.test('cash › a bill held for a mismatching notification: an ops cancel cancels it at WeChat Pay first', async (t) => {
+  const { s, j, bill } = await waitingCash(t, 'oOdd');
   // Authentic, but about another amount than the job's: the job is held for a look.
   const { envelope, headers, post } = notifications(s, j, bill);
   const body = JSON.stringify(envelope('SUCCESS', { transfer_amount: 50_000 }));
@@ -23,6 +30,27 @@ t.test('cash › a bill held for a mismatching notification: an ops cancel cance
   const after = await s.f.cancel(j.id);
   t.equal(after.state, 'cancelled');
   t.equal(s.paySandbox.state.bills.get(j.outNo)!.state, 'CANCELLED', 'cancelled at WeChat Pay, not only here');
+});
+
+t.test('cash › an ops cancel of a pending job whose bill is still open (a retry after a failed cancel) cancels it at WeChat Pay first', async (t) => {
+  const { s, j } = await waitingCash(t, 'oRetried');
+  // What an ops retry of the job leaves after its cancel and query failed ('unknown'): pending again, not yet picked up.
+  await s.database.db.execute(sql`UPDATE fulfilments SET state = 'pending', next_attempt_at = now() + interval '1 hour' WHERE id = ${j.id}`);
+  const after = await s.f.cancel(j.id);
+  t.equal(after.state, 'cancelled');
+  t.equal(s.paySandbox.state.bills.get(j.outNo)!.state, 'CANCELLED', 'cancelled at WeChat Pay, not only here: the user can no longer confirm it');
+});
+
+t.test('cash › a SUCCESS notification for a job given up meanwhile is recorded as paid, not ignored', async (t) => {
+  const { s, j, bill } = await waitingCash(t, 'oLate');
+  // Given up here while its bill stayed open at WeChat Pay; the user confirms it there.
+  await s.database.db.execute(sql`UPDATE fulfilments SET state = 'cancelled' WHERE id = ${j.id}`);
+  const { envelope, headers, post } = notifications(s, j, bill);
+  const body = JSON.stringify(envelope('SUCCESS'));
+  t.equal((await post(body, headers(body))).statusCode, 200);
+  const row = await s.get(j.id);
+  t.equal(row.state, 'succeeded', 'the money left: the record says so');
+  t.match(row.lastError, /paid while cancelled/);
 });
 
 t.test('backlog › a slow batch renews the leases of the jobs still waiting in it: no other instance reclaims them', async (t) => {

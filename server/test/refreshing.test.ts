@@ -19,6 +19,15 @@ function harness(ttlMs = 1000) {
   return { cache, loads, errors, settled, tick: (ms: number) => (clock += ms) };
 }
 
+/** A harness whose first value, 'v1', was loaded at t = 0. */
+async function loaded(ttlMs = 1000) {
+  const h = harness(ttlMs);
+  const first = h.cache.get();
+  h.loads[0]!.resolve('v1');
+  await first;
+  return h;
+}
+
 t.test('refreshing › first read waits for the load; reads in the first half of the TTL cost nothing', async (t) => {
   const h = harness();
   const first = h.cache.get();
@@ -31,10 +40,7 @@ t.test('refreshing › first read waits for the load; reads in the first half of
 });
 
 t.test('refreshing › second half of the TTL: answered at once from the value, one background reload', async (t) => {
-  const h = harness();
-  const first = h.cache.get();
-  h.loads[0]!.resolve('v1');
-  await first;
+  const h = await loaded();
   h.tick(500);
   const reads = [h.cache.get(), h.cache.get(), h.cache.get()];
   t.same(await Promise.all(reads), ['v1', 'v1', 'v1'], 'no read waits');
@@ -52,10 +58,7 @@ t.test('refreshing › second half of the TTL: answered at once from the value, 
 });
 
 t.test('refreshing › a value older than the TTL is never served: the read waits', async (t) => {
-  const h = harness();
-  const first = h.cache.get();
-  h.loads[0]!.resolve('v1');
-  await first;
+  const h = await loaded();
   h.tick(1000);
   const late = h.cache.get();
   t.equal(await h.settled(late), false, 'waits for the reload');
@@ -65,10 +68,7 @@ t.test('refreshing › a value older than the TTL is never served: the read wait
 });
 
 t.test('refreshing › a background reload that started before the value expired is what an expired read waits for', async (t) => {
-  const h = harness();
-  const first = h.cache.get();
-  h.loads[0]!.resolve('v1');
-  await first;
+  const h = await loaded();
   h.tick(600);
   t.equal(await h.cache.get(), 'v1');
   t.equal(h.loads.length, 2, 'background reload started');
@@ -81,10 +81,7 @@ t.test('refreshing › a background reload that started before the value expired
 });
 
 t.test('refreshing › invalidate: a load that started before it never becomes the value', async (t) => {
-  const h = harness();
-  const first = h.cache.get();
-  h.loads[0]!.resolve('v1');
-  await first;
+  const h = await loaded();
   h.tick(600);
   await h.cache.get(); // background reload 1 (reads the data before the write)
   h.cache.invalidate(); // a write in this process
@@ -98,10 +95,7 @@ t.test('refreshing › invalidate: a load that started before it never becomes t
 });
 
 t.test('refreshing › fresh: waits for a load that started no earlier than the call', async (t) => {
-  const h = harness();
-  const first = h.cache.get();
-  h.loads[0]!.resolve('v1');
-  await first;
+  const h = await loaded();
   h.tick(600);
   await h.cache.get(); // background reload started at 600
   h.tick(10);
@@ -118,10 +112,7 @@ t.test('refreshing › fresh: waits for a load that started no earlier than the 
 });
 
 t.test('refreshing › a failed background reload keeps the value until it expires; the next read tries again', async (t) => {
-  const h = harness();
-  const first = h.cache.get();
-  h.loads[0]!.resolve('v1');
-  await first;
+  const h = await loaded();
   h.tick(600);
   t.equal(await h.cache.get(), 'v1');
   h.loads[1]!.reject(new Error('connection lost'));

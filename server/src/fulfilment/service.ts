@@ -873,6 +873,14 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
         return { status: 200, code: 'SUCCESS', message: '成功' };
       }
       if (job.state === 'running') return { status: 503, code: 'FAIL', message: '处理中，请稍后重试' };
+      if (r.state === 'SUCCESS' && (job.state === 'cancelled' || job.state === 'failed' || job.state === 'held')) {
+        // The money left although this job had been given up or held: the user confirmed a bill still open at WeChat
+        // Pay. The record says what happened, and ops are told.
+        log.error({ fulfilmentId: job.id, outBillNo: r.out_bill_no, state: job.state }, 'a transfer bill succeeded for a job that was not waiting for it');
+        await repo.transition(job.id, { from: [job.state] }, 'succeeded', { lastError: `paid while ${job.state}: the user confirmed a bill that was still open`, detail: { ...detailOf(job), billState: 'SUCCESS' } },
+          `WeChat Pay: SUCCESS while ${job.state} (the user confirmed the open bill)`, clock.now());
+        return { status: 200, code: 'SUCCESS', message: '成功' };
+      }
       if (job.state !== 'waiting_user' && job.state !== 'unknown' && job.state !== 'pending') return { status: 200, code: 'SUCCESS', message: '成功' };
       // Already known (a late resend), or the job is about to re-key away from this settled bill: nothing to do.
       const d = detailOf(job);
@@ -916,8 +924,11 @@ export function createFulfilmentService(deps: FulfilmentDeps) {
       const simple: FulfilmentState[] = ['pending', 'waiting_phone', 'failed', 'held'];
       // A cash job held with a bill WeChat Pay may still have open (held for a notification that did not match it):
       // the user could still confirm that bill, so it is cancelled there first, like a bill waiting for the user.
+      // The same for a pending one that had a bill (an ops retry of a job whose cancel or query had failed): until the
+      // next attempt settles it, that bill may still be waiting for the user.
       const openBill = (j: Fulfilment) => j.kind === 'cash' && (j.state === 'waiting_user'
-        || (j.state === 'held' && j.attempts > 0 && !['FAIL', 'CANCELLED', 'NOT_FOUND'].includes(String(detailOf(j).billState ?? ''))));
+        || ((j.state === 'held' || (j.state === 'pending' && detailOf(j).rekey !== true)) && j.attempts > 0
+          && !['FAIL', 'CANCELLED', 'NOT_FOUND'].includes(String(detailOf(j).billState ?? ''))));
       const local = await opsTransaction(async (tx) => {
         const job = await lockForOps(id, tx);
         if (!simple.includes(job.state)) return { job, row: undefined };

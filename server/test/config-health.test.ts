@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { ConfigError, loadConfig } from '../src/config.ts';
+import { fulfilmentConfigFrom, fulfilmentLeaseMs } from '../src/fulfilment/wiring.ts';
 import { adminHeaders, buildTestApp } from './helpers.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -51,6 +52,13 @@ t.test('config › good values are coerced to their types', async (t) => {
   t.equal(c.db.url, 'postgresql://u@db:5432/app');
   t.equal(c.rulesCacheTtlMs, 0);
   t.ok(Object.isFrozen(c), 'frozen');
+});
+
+t.test('config › a fulfilment lease outlasts two provider calls at the configured timeouts', async (t) => {
+  t.equal(fulfilmentLeaseMs(loadConfig({})), 60_000, 'the defaults (10 s timeouts): 60 s');
+  t.equal(fulfilmentLeaseMs(loadConfig({ TOPUP_TIMEOUT_MS: '40000' })), 95_000, 'a 40 s top-up timeout: two calls and a margin');
+  t.equal(fulfilmentLeaseMs(loadConfig({ WECHATPAY_TIMEOUT_MS: '60000', TOPUP_TIMEOUT_MS: '5000' })), 135_000);
+  t.equal(fulfilmentConfigFrom(loadConfig({ WECHATPAY_TIMEOUT_MS: '60000' })).leaseMs, 135_000, 'and the service gets it');
 });
 
 t.test('config › the sandbox is on by default when no WECHAT_APPSECRET is set', async (t) => {

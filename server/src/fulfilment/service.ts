@@ -63,7 +63,7 @@ export interface FulfilmentConfig {
   /** Merchant transfer settings (from config.wechatPay). */
   notifyUrl?: string | undefined;
   transfer: { sceneId: string; activityName?: string | undefined; rewardDesc?: string | undefined; remark: string };
-  /** How long a claimed job is ours (ms); longer than any provider timeout. Default 60 s. */
+  /** How long a claimed job is ours (ms): longer than a job's provider calls (wiring.ts fulfilmentLeaseMs). Default 60 s. */
   leaseMs?: number;
   /** Provider attempts before a job is `failed` (ops retry gives it a new budget). Default 5. */
   maxAttempts?: number;

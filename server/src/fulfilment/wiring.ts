@@ -67,8 +67,18 @@ export function createTopupSandboxState(config: Config): TopupSandboxState {
   return new TopupSandboxState(config.topup.apiKey ? { apiKey: config.topup.apiKey } : {});
 }
 
+/**
+ * A job's lease must outlast its work: at most two provider calls one after the other (query, then create or
+ * recharge; cancel, then query), each up to its timeout (up to 60 s each by configuration), plus the database work.
+ * Shorter, another tick could reclaim the job mid-call and send the same out number again beside it.
+ */
+export function fulfilmentLeaseMs(config: Config): number {
+  return Math.max(60_000, 2 * Math.max(config.wechatPay.timeoutMs, config.topup.timeoutMs) + 15_000);
+}
+
 export function fulfilmentConfigFrom(config: Config): FulfilmentConfig {
   return {
+    leaseMs: fulfilmentLeaseMs(config),
     piiKey: config.piiKey,
     miniprogramAppId: config.miniprogram.appId,
     linkHref: config.publicUrl,

@@ -38,6 +38,7 @@ const schema = {
     WEBHOOK_TIMESTAMP_WINDOW_S: { type: 'integer', minimum: 1, default: 300 },
     WEBHOOK_BODY_LIMIT: { type: 'integer', minimum: 1024, maximum: 10485760, default: 65536 },
     WEBHOOK_REPLY_BUDGET_MS: { type: 'integer', minimum: 1, maximum: 4900, default: 4000 },
+    WEBHOOK_REQUIRE_ENCRYPTION: { type: 'boolean', default: false },
     RULES_CACHE_TTL_MS: { type: 'integer', minimum: 0, default: 3000 },
     OPS_ADMIN_PASSWORD: { type: 'string', minLength: 8 },
     OPS_TOKEN_TTL_S: { type: 'integer', minimum: 60, default: 43200 },
@@ -101,7 +102,14 @@ export interface Config {
     /** undefined in sandbox mode until the server knows its own address. */
     readonly apiBase: string | undefined;
   };
-  readonly webhook: { readonly timestampWindowS: number; readonly bodyLimit: number; readonly replyBudgetMs: number };
+  readonly webhook: {
+    readonly timestampWindowS: number; readonly bodyLimit: number; readonly replyBudgetMs: number;
+    /**
+     * Safe mode only: refuse pushes without encrypt_type=aes. A plaintext push's signature covers the timestamp and
+     * nonce but not the body, so anyone holding a signed URL (a log, a proxy) could post any body within the window.
+     */
+    readonly requireEncryption: boolean;
+  };
   readonly rulesCacheTtlMs: number;
   readonly ops: { readonly adminPassword: string; readonly adminPasswordIsDefault: boolean; readonly tokenTtlS: number };
   /** 32-byte key for field encryption of personal data (phone numbers). */
@@ -208,6 +216,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       if (v[name] === undefined) throw new ConfigError(name, 'is required when WECHAT_SANDBOX is off');
     }
   }
+  if (v.WEBHOOK_REQUIRE_ENCRYPTION && !v.WECHAT_ENCODING_AES_KEY && !sandbox) {
+    throw new ConfigError('WEBHOOK_REQUIRE_ENCRYPTION', 'needs WECHAT_ENCODING_AES_KEY (safe mode)');
+  }
   const appId: string = v.WECHAT_APPID ?? SANDBOX_DEFAULTS.WECHAT_APPID;
   const piiKey = v.PII_KEY
     ? Buffer.from(v.PII_KEY, 'base64')
@@ -235,6 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timestampWindowS: v.WEBHOOK_TIMESTAMP_WINDOW_S,
       bodyLimit: v.WEBHOOK_BODY_LIMIT,
       replyBudgetMs: v.WEBHOOK_REPLY_BUDGET_MS,
+      requireEncryption: v.WEBHOOK_REQUIRE_ENCRYPTION,
     }),
     rulesCacheTtlMs: v.RULES_CACHE_TTL_MS,
     ops: Object.freeze({

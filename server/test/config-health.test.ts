@@ -54,6 +54,13 @@ t.test('config › good values are coerced to their types', async (t) => {
   t.ok(Object.isFrozen(c), 'frozen');
 });
 
+t.test('config › WEBHOOK_REQUIRE_ENCRYPTION needs the EncodingAESKey outside the sandbox', async (t) => {
+  const live = { WECHAT_SANDBOX: 'false', WECHAT_APPID: 'wx1234567890abcdef', WECHAT_APPSECRET: 'secret-secret-secret', WECHAT_TOKEN: 'tok123', OPS_ADMIN_PASSWORD: 'admin-password-1', PII_KEY: Buffer.alloc(32, 1).toString('base64'), CODE_KEY: Buffer.alloc(32, 2).toString('base64') };
+  t.throws(() => loadConfig({ ...live, WEBHOOK_REQUIRE_ENCRYPTION: 'true' }), /WEBHOOK_REQUIRE_ENCRYPTION needs WECHAT_ENCODING_AES_KEY/);
+  t.equal(loadConfig({ ...live, WEBHOOK_REQUIRE_ENCRYPTION: 'true', WECHAT_ENCODING_AES_KEY: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG' }).webhook.requireEncryption, true);
+  t.equal(loadConfig({}).webhook.requireEncryption, false, 'off by default');
+});
+
 t.test('config › a fulfilment lease outlasts two provider calls at the configured timeouts', async (t) => {
   t.equal(fulfilmentLeaseMs(loadConfig({})), 60_000, 'the defaults (10 s timeouts): 60 s');
   t.equal(fulfilmentLeaseMs(loadConfig({ TOPUP_TIMEOUT_MS: '40000' })), 95_000, 'a 40 s top-up timeout: two calls and a margin');

@@ -75,6 +75,8 @@ export async function webhookRoutes(app: FastifyInstance, opts: { config: Config
     const encrypted = q.encrypt_type === 'aes';
     if (q.encrypt_type !== undefined && q.encrypt_type !== 'aes' && q.encrypt_type !== 'raw') throw new AppError('BAD_REQUEST', 'encrypt_type must be aes or raw');
 
+    // Safe mode only (WEBHOOK_REQUIRE_ENCRYPTION): a plaintext push's signature does not cover its body.
+    if (!encrypted && config.webhook.requireEncryption) throw new AppError('BAD_SIGNATURE', 'encrypted pushes only (encrypt_type=aes): this server runs in safe mode');
     verifyTimestamp(q);
     if (!encrypted || q.signature !== undefined) verifyPlainSignature(q);
 

@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { count, onPostgres } from './helpers.ts';
 import { ADDRESS, commerceApp } from './commerce-helpers.ts';
 
@@ -54,4 +55,37 @@ t.test('one member racing for a per-member limit of 2 gets 2', async (t) => {
   t.equal(results.filter((r) => r.statusCode === 200).length, 2);
   t.ok(results.filter((r) => r.statusCode !== 200).every((r) => r.json().details?.reason === 'limit_reached'));
   t.equal(await m.balance(), 980);
+});
+
+t.test('an order and a follower link (points account, then per-member counts) never deadlock', { skip: !onPostgres && 'needs a second connection (PostgreSQL)' }, async (t) => {
+  const h = await commerceApp(t);
+  const item = await h.createItem({ kind: 'sample', title: '限兑试用装', points: 10, stock: 100, perMemberLimit: 3 });
+  const m = await h.member(1000);
+  t.equal((await h.order(m, { itemId: item.id, address: ADDRESS })).statusCode, 200, 'bought once: the counts row exists');
+  // Another transaction in the order the follower link and account deletion lock: the points account, then the counts.
+  const other = new pg.Client({ connectionString: (h.database as { url?: string }).url! });
+  await other.connect();
+  t.teardown(() => other.end());
+  await other.query('BEGIN');
+  await other.query('SELECT 1 FROM points_accounts WHERE openid = $1 FOR UPDATE', [m.who.openid]);
+  const second = h.order(m, { itemId: item.id, address: ADDRESS });
+  for (let i = 0; i < 500; i++) {
+    await other.query('SELECT pg_stat_clear_snapshot()');
+    const w = await other.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+    if (w.rows[0].n > 0) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  let counts: unknown;
+  try {
+    await other.query(`SET LOCAL lock_timeout = '5s'`);
+    counts = (await other.query('SELECT quantity FROM mall_member_counts WHERE openid = $1 AND item_id = $2 FOR UPDATE', [m.who.openid, item.id])).rows[0];
+    await other.query('COMMIT');
+  } catch (err) {
+    await other.query('ROLLBACK').catch(() => undefined);
+    counts = err;
+  }
+  t.same(counts, { quantity: 1 }, 'the other transaction got the counts: the order waits for the account before touching them');
+  const res = await second;
+  t.equal(res.statusCode, 200, res.body);
+  t.equal(await count(h.database, 'mall_orders'), 2);
 });

@@ -402,6 +402,12 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       let order: MallOrder;
       try {
         order = await db.transaction(async (tx) => {
+          // The member's points account first: linking a follower and deleting an account take it before the
+          // per-member counts, and an order taking the counts first could deadlock with them.
+          if (item.points > 0 || item.perMemberLimit !== null) {
+            await tx.execute(sql`INSERT INTO points_accounts (openid, balance, updated_at) VALUES (${member.openid}, 0, ${now}) ON CONFLICT (openid) DO NOTHING`);
+            await tx.execute(sql`SELECT 1 FROM points_accounts WHERE openid = ${member.openid} FOR UPDATE`);
+          }
           const [row] = await tx.insert(mallOrders).values({
             openid: member.openid, memberId: member.memberId, mpOpenid: member.mpOpenid, clientKey: input.clientKey, itemId: item.id, kind: item.kind,
             title: item.title, quantity: q, points: item.points * q, cashFen: item.cashFen * q, state: item.cashFen > 0 ? 'awaiting_payment' : 'paid',

@@ -58,7 +58,10 @@ export function createMessagingService(deps: { db: Db; wechat: WeChatApiClient; 
     } catch (err) {
       // WeChat answered with an error: nothing was delivered, so the unit of the user's budget taken above goes back
       // (45015/45047 excepted: there WeChat says the window or its quota is used up, and the grant must not offer it).
-      if (err instanceof WeChatApiError && !CS_WINDOW_ERRCODES.has(err.errcode)) await repo.refundGrant(row.openid, scene);
+      // Best effort: a failed refund leaves the budget one short, and never stops the message's own outcome below.
+      if (err instanceof WeChatApiError && !CS_WINDOW_ERRCODES.has(err.errcode)) {
+        await repo.refundGrant(row.openid, scene).catch((e: unknown) => log.warn({ err: e, openid: row.openid }, 'could not give back a customer-service budget unit'));
+      }
       if (err instanceof WeChatApiError && CS_WINDOW_ERRCODES.has(err.errcode)) {
         await repo.finish(id, 'waiting', `wechat_${err.errcode}`);
         return 'waiting';

@@ -297,10 +297,10 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
   }
 
   /**
-   * Cancel: an unpaid JSAPI order is closed at WeChat Pay first (after a query: a paid one is settled instead);
-   * `byOps` may also cancel paid goods that have not shipped (cash then waits for a refund).
+   * Cancel (the member or ops): an unpaid JSAPI order is closed at WeChat Pay first (after a query: a paid one is
+   * settled instead); paid goods that have not shipped are cancelled too (cash then waits for a refund).
    */
-  async function cancel(order: MallOrder, note: string, byOps: boolean): Promise<MallOrder> {
+  async function cancel(order: MallOrder, note: string): Promise<MallOrder> {
     if (order.state === 'cancelled' || order.state === 'refund_pending' || order.state === 'refunded') return order;
     if (order.state === 'awaiting_payment' && order.outTradeNo && pay) {
       // Even without a prepay_id on our side: a prepay whose answer was lost may exist at WeChat Pay.
@@ -451,7 +451,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       } catch (err) {
         // A verified refusal: nothing will ever be paid for this order, so give the points and stock back now.
         if (err instanceof AppError && err.code === 'WECHAT_API' && (err.details as { code?: string } | undefined)?.code) {
-          await cancel(order, `prepay refused: ${(err.details as { code: string }).code}`, true).catch(() => undefined);
+          await cancel(order, `prepay refused: ${(err.details as { code: string }).code}`).catch(() => undefined);
         }
         throw err;
       }
@@ -476,7 +476,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
     async cancelMine(member: OrderingMember, orderId: number): Promise<MallOrder> {
       const order = await getOwned(member.openid, orderId);
       if (order.state === 'shipped' || order.state === 'fulfilled') throw new AppError('CONFLICT', '订单已发货或已完成，无法取消', { state: order.state });
-      return cancel(order, 'cancelled by the member', false);
+      return cancel(order, 'cancelled by the member');
     },
 
     async myOrders(openid: string, limit = 50): Promise<MallOrder[]> {
@@ -522,7 +522,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
     async cancelByOps(id: number, note?: string): Promise<MallOrder> {
       const [order] = await db.select().from(mallOrders).where(eq(mallOrders.id, id));
       if (!order) throw new AppError('NOT_FOUND', `No order ${id}`);
-      return cancel(order, note ? `cancelled by ops: ${note}` : 'cancelled by ops', true);
+      return cancel(order, note ? `cancelled by ops: ${note}` : 'cancelled by ops');
     },
 
     /** Ops refunded the cash by hand (merchant platform; e.g. after REFUND.ABNORMAL): refund_pending → refunded. */
@@ -583,7 +583,7 @@ export function createMallService(deps: { database: Database; clock: Clock; ledg
       let n = 0;
       for (const order of due) {
         try {
-          const row = await cancel(order, 'payment deadline passed', true);
+          const row = await cancel(order, 'payment deadline passed');
           if (row.state === 'cancelled') n++;
         } catch {
           // paid meanwhile, or WeChat Pay busy: the next run looks again

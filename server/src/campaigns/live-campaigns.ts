@@ -40,7 +40,6 @@ export interface LiveCampaign {
 }
 
 export interface LiveSnapshot {
-  at: number;
   byId: Map<number, LiveCampaign>;
   /** The code lengths in use (the classifier tries each). */
   lengths: number[];
@@ -95,7 +94,7 @@ export function createLiveCampaigns(repo: Pick<RedeemRepo, 'activeCampaigns'>, t
     }
     const lengths = [...new Set([...byId.values()].map((c) => c.codeLength))];
     if (lengths.length === 0) lengths.push(DEFAULT_CODE_LENGTH);
-    return { at: Date.now(), byId, lengths };
+    return { byId, lengths };
   }
 
   // Refreshed ahead of expiry: no code waits for a reload under steady traffic (platform/refreshing.ts).

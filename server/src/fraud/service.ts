@@ -5,8 +5,8 @@
  *
  * The honest hot path (a valid code from a user with no stored signals) costs no database round trip here: the
  * model, the blacklist (keyed hashes) and the set of flagged users are in-process caches refreshed every
- * `cacheTtlMs` (ahead of expiry, and at once after writes in this process); the user's recent redemption rate and typos are kept in
- * memory, the day's count comes back from the redemption statement. Only a flagged user's row is read, and only
+ * `cacheTtlMs` (ahead of expiry, and at once after writes in this process); the user's recent redemption rate and
+ * typos are kept in memory, the day's count comes back from the redemption statement. Only a flagged user's row is read, and only
  * suspicious events write (wrong code, golden answers, phone binding, redemptions above half the allowance).
  */
 import { createHmac } from 'node:crypto';

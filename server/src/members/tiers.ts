@@ -1,7 +1,7 @@
 /**
  * Tiers (普通/银卡/金卡/钻石) from rolling points: the points a member earned within a tier's window (credits, minus
- * mall refunds, which only give back what was spent, and minus prizes held for fraud review). Earning can only raise a tier (evaluated right after each
- * earn); the scheduled job also lowers it when the rolling points fell below the threshold, and issues each tier's
+ * mall refunds, which only give back what was spent, and minus prizes held for fraud review). Earning can only raise
+ * a tier (evaluated right after each earn); the scheduled job also lowers it when the rolling points fell below the threshold, and issues each tier's
  * monthly coupon once per member and month.
  */
 import { randomInt } from 'node:crypto';
